@@ -1,0 +1,15 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.idx_files import write_fashion_mnist
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding a tiny valid FashionMNIST (600 train, 200 test) in torchvision's layout."""
+    return write_fashion_mnist(tmp_path_factory.mktemp("fashion"))
