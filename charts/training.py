@@ -1,0 +1,91 @@
+"""Training curves: loss and accuracy per epoch, train and test, from history.csv tables."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from charts.inline_data import inline_data, require_columns
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def _long_history(history: pd.DataFrame, color: str | None) -> pd.DataFrame:
+    """One row per (run, epoch, split, quantity) with the value in ``value``."""
+    keep = ["epoch"] + ([color] if color else [])
+    rows = []
+    for split in ("train", "test"):
+        for quantity in ("loss", "acc"):
+            part = history[keep].copy()
+            part["split"] = split
+            part["quantity"] = quantity
+            part["value"] = history[f"{split}_{quantity}"].astype(float)
+            rows.append(part)
+    return pd.concat(rows, ignore_index=True)
+
+
+def training_curves(history: pd.DataFrame, color: str | None = None) -> alt.HConcatChart:
+    """Loss and accuracy per epoch, train (solid) and test (dashed), side by side.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        A history.csv table: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``,
+        ``test_acc`` (accuracies as fractions, shown as %), plus ``color`` when given.
+    color : str, optional
+        Column (such as ``"arm"``) whose values get one colour each, to overlay several runs.
+        Where a colour has several rows per epoch (several seeds), the line is their mean.
+
+    Returns
+    -------
+    altair.HConcatChart
+    """
+    if color is not None and not isinstance(color, str):
+        raise TypeError(f"color must be a column name (str) or None, got {type(color).__name__}: {color!r}")
+    require_columns(history, HISTORY_COLUMNS + ((color,) if color else ()), "history")
+    long = _long_history(history, color)
+
+    group = ["epoch", "split", "quantity"] + ([color] if color else [])
+    averaged = bool(long.duplicated(group).any())
+    mean_note = " (mean over seeds)" if averaged else ""
+
+    split = alt.StrokeDash(
+        "split:N",
+        title="split",
+        scale=alt.Scale(domain=["train", "test"], range=[[1, 0], [6, 3]]),
+    )
+    line_color = (
+        alt.Color(f"{color}:N", title=color, sort=list(pd.unique(history[color])))
+        if color
+        else alt.Color("split:N", title="split", scale=alt.Scale(domain=["train", "test"]))
+    )
+    tooltip = [
+        alt.Tooltip("epoch:Q", title="epoch"),
+        alt.Tooltip("split:N", title="split"),
+        *([alt.Tooltip(f"{color}:N", title=color)] if color else []),
+    ]
+
+    def panel(quantity: str, title: str, axis_format: str, tooltip_format: str) -> alt.Chart:
+        return (
+            alt.Chart(title=f"{title}{mean_note}")
+            .transform_filter(alt.datum.quantity == quantity)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+                y=alt.Y("mean(value):Q", title=title, axis=alt.Axis(format=axis_format),
+                        scale=alt.Scale(zero=False)),
+                color=line_color,
+                strokeDash=split,
+                tooltip=tooltip + [alt.Tooltip("mean(value):Q", title=title, format=tooltip_format)],
+            )
+            .properties(width=300, height=220)
+        )
+
+    return (
+        alt.hconcat(
+            panel("loss", "loss", "", ".4f"),
+            panel("acc", "accuracy", ".0%", ".2%"),
+            data=inline_data(long),
+        )
+        .properties(title="Training curves")
+    )
