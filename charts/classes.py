@@ -8,7 +8,12 @@ import pandas as pd
 from charts.inline_data import inline_data, require_columns
 
 
-def per_class_accuracy(df: pd.DataFrame) -> alt.LayerChart:
+def _check_title(title: object) -> None:
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {type(title).__name__}: {title!r}")
+
+
+def per_class_accuracy(df: pd.DataFrame, title: str = "Accuracy per class") -> alt.LayerChart:
     """Horizontal bars of test accuracy per class, labelled in %.
 
     Parameters
@@ -16,11 +21,14 @@ def per_class_accuracy(df: pd.DataFrame) -> alt.LayerChart:
     df : pandas.DataFrame
         A per_class_accuracy.csv table: ``class_name`` and ``accuracy`` (fraction), optionally
         ``class_index``, ``correct`` and ``total`` (shown in the tooltip). Rows keep their order.
+    title : str, default "Accuracy per class"
+        Chart title.
 
     Returns
     -------
     altair.LayerChart
     """
+    _check_title(title)
     require_columns(df, ["class_name", "accuracy"], "per_class_accuracy")
     table = df.copy()
     table["class_name"] = table["class_name"].astype(str)
@@ -36,11 +44,11 @@ def per_class_accuracy(df: pd.DataFrame) -> alt.LayerChart:
     bars = base.mark_bar(color="#4c78a8").encode(tooltip=tooltip)
     labels = base.mark_text(align="left", dx=3).encode(text=alt.Text("accuracy:Q", format=".1%"))
     return alt.layer(bars, labels, data=inline_data(table)).properties(
-        title="Accuracy per class", width=360, height=alt.Step(22)
+        title=title, width=360, height=alt.Step(22)
     )
 
 
-def confusion_matrix(df: pd.DataFrame) -> alt.LayerChart:
+def confusion_matrix(df: pd.DataFrame, title: str = "Confusion matrix") -> alt.LayerChart:
     """Heatmap of counts, rows = true class, columns = predicted class, shaded by row share.
 
     Parameters
@@ -48,6 +56,8 @@ def confusion_matrix(df: pd.DataFrame) -> alt.LayerChart:
     df : pandas.DataFrame
         A confusion_matrix.csv table read with ``index_col=0``: a square table of counts whose
         index (true class) and columns (predicted class) are the class names in the same order.
+    title : str, default "Confusion matrix"
+        Chart title.
 
     Returns
     -------
@@ -55,6 +65,7 @@ def confusion_matrix(df: pd.DataFrame) -> alt.LayerChart:
         Colour is the fraction of the true class's samples (so rows of different sizes
         compare), the number in each cell is the count.
     """
+    _check_title(title)
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"confusion matrix must be a pandas DataFrame, got {type(df).__name__}")
     true_names = [str(name) for name in df.index]
@@ -96,5 +107,5 @@ def confusion_matrix(df: pd.DataFrame) -> alt.LayerChart:
         color=alt.condition(alt.datum.row_share > 0.5, alt.value("white"), alt.value("black")),
     )
     return alt.layer(cells, numbers, data=inline_data(long)).properties(
-        title="Confusion matrix (test set)", width=alt.Step(38), height=alt.Step(30)
+        title=title, width=alt.Step(38), height=alt.Step(30)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from charts.epoch_axis import epoch_axis
 from charts.inline_data import inline_data, require_columns
 
 
@@ -114,7 +115,7 @@ def grad_norm_curves(grad_norms: pd.DataFrame) -> alt.FacetChart:
         alt.Chart(inline_data(table))
         .mark_line(point=True)
         .encode(
-            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+            x=alt.X("epoch:Q", title="epoch", axis=epoch_axis(sorted(pd.unique(table["epoch"])))),
             y=alt.Y("mean(grad_norm):Q", title=y_title,
                     scale=alt.Scale(type="log") if log_scale else alt.Scale(zero=False)),
             color=alt.Color("arm:N", title="arm", sort=arms),

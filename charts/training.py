@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from charts.epoch_axis import epoch_axis
 from charts.inline_data import inline_data, require_columns
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
@@ -49,15 +50,18 @@ def training_curves(history: pd.DataFrame, color: str | None = None) -> alt.HCon
     averaged = bool(long.duplicated(group).any())
     mean_note = " (mean over seeds)" if averaged else ""
 
+    # Legends show line samples (solid train, dashed test), not the points drawn on the lines.
+    legend = alt.Legend(symbolType="stroke", symbolStrokeWidth=2, symbolSize=300)
     split = alt.StrokeDash(
         "split:N",
         title="split",
+        legend=legend,
         scale=alt.Scale(domain=["train", "test"], range=[[1, 0], [6, 3]]),
     )
     line_color = (
-        alt.Color(f"{color}:N", title=color, sort=list(pd.unique(history[color])))
+        alt.Color(f"{color}:N", title=color, sort=list(pd.unique(history[color])), legend=legend)
         if color
-        else alt.Color("split:N", title="split", scale=alt.Scale(domain=["train", "test"]))
+        else alt.Color("split:N", title="split", scale=alt.Scale(domain=["train", "test"]), legend=legend)
     )
     tooltip = [
         alt.Tooltip("epoch:Q", title="epoch"),
@@ -65,21 +69,21 @@ def training_curves(history: pd.DataFrame, color: str | None = None) -> alt.HCon
         *([alt.Tooltip(f"{color}:N", title=color)] if color else []),
     ]
 
-    def panel(quantity: str, title: str, axis_format: str, tooltip_format: str) -> alt.Chart:
-        return (
-            alt.Chart(title=f"{title}{mean_note}")
-            .transform_filter(alt.datum.quantity == quantity)
-            .mark_line(point=True)
-            .encode(
-                x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
-                y=alt.Y("mean(value):Q", title=title, axis=alt.Axis(format=axis_format),
-                        scale=alt.Scale(zero=False)),
-                color=line_color,
-                strokeDash=split,
-                tooltip=tooltip + [alt.Tooltip("mean(value):Q", title=title, format=tooltip_format)],
-            )
-            .properties(width=300, height=220)
+    epochs = sorted(pd.unique(history["epoch"]))
+    x = alt.X("epoch:Q", title="epoch", axis=epoch_axis(epochs))
+
+    def panel(quantity: str, title: str, axis_format: str, tooltip_format: str) -> alt.LayerChart:
+        base = alt.Chart().transform_filter(alt.datum.quantity == quantity).encode(
+            x=x,
+            y=alt.Y("mean(value):Q", title=title, axis=alt.Axis(format=axis_format), scale=alt.Scale(zero=False)),
+            color=line_color,
         )
+        lines = base.mark_line(strokeWidth=2).encode(strokeDash=split)
+        # Points in their own layer so that the legend shows line styles, not dots.
+        points = base.mark_point(filled=True, size=30).encode(
+            tooltip=tooltip + [alt.Tooltip("mean(value):Q", title=title, format=tooltip_format)],
+        )
+        return alt.layer(lines, points).properties(title=f"{title}{mean_note}", width=300, height=220)
 
     return (
         alt.hconcat(
