@@ -38,7 +38,7 @@ def per_class_accuracy(df: pd.DataFrame, title: str = "Accuracy per class") -> a
 
     base = alt.Chart().encode(
         y=alt.Y("class_name:N", title=None, sort=classes),
-        x=alt.X("accuracy:Q", title="test accuracy", axis=alt.Axis(format=".0%"),
+        x=alt.X("accuracy:Q", title="accuracy", axis=alt.Axis(format=".0%"),
                 scale=alt.Scale(domain=[0, 1])),
     )
     bars = base.mark_bar(color="#4c78a8").encode(tooltip=tooltip)

@@ -52,7 +52,7 @@ def arm_comparison(summary: pd.DataFrame, metric: str, title: str) -> alt.LayerC
     show_error_bars = has_std and bool((table["n_seeds"] > 1).any())
 
     as_percent = _is_fraction_metric(metric)
-    axis_format, value_format = (".0%", ".2%") if as_percent else ("~g", ".4g")
+    axis_format, value_format = (".0%", ".2%") if as_percent else ("~g", ".4~g")
     axis_title = metric.replace("_", " ") + (" (mean ± std)" if show_error_bars else "")
     arms = list(table["arm"])
 
