@@ -56,7 +56,7 @@ def _panels(table: pd.DataFrame, labels: list[str], color_title: str) -> tuple[a
         alt.Chart(title="Activation f(z)")
         .mark_line(strokeWidth=2.5)
         .encode(x=x, y=alt.Y("value:Q", title="f(z)"), color=color, tooltip=_tooltip("value", "f(z)"))
-        .properties(width=320, height=260)
+        .properties(width=280, height=240)
     )
     derivatives = (
         alt.Chart(title="Derivative f′(z)")
@@ -67,7 +67,7 @@ def _panels(table: pd.DataFrame, labels: list[str], color_title: str) -> tuple[a
             color=color,
             tooltip=_tooltip("derivative", "f′(z)", derivative_extra),
         )
-        .properties(width=320, height=260)
+        .properties(width=280, height=240)
     )
     return values, derivatives
 
@@ -243,8 +243,8 @@ def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float
     data = inline_data(pd.DataFrame({"z": grid}))
     return (
         alt.hconcat(
-            alt.layer(values, lower_bound).properties(title="Activation f(z)", width=320, height=260),
-            derivatives.properties(title="Derivative f′(z)", width=320, height=260),
+            alt.layer(values, lower_bound).properties(title="Activation f(z)", width=280, height=240),
+            derivatives.properties(title="Derivative f′(z)", width=280, height=240),
             data=data,
         )
         .add_params(alpha_param)

@@ -84,7 +84,7 @@ def arm_comparison(summary: pd.DataFrame, metric: str, title: str) -> alt.LayerC
         labels = labels.encode(y="high:Q")
         layers = [bars, error_bars, labels]
     # Labels above the bar need a little headroom.
-    return alt.layer(*layers, data=inline_data(table)).properties(title=title, width=max(240, 90 * len(arms)), height=260)
+    return alt.layer(*layers, data=inline_data(table)).properties(title=title, width=min(600, max(240, 90 * len(arms))), height=260)
 
 
 def grad_norm_curves(grad_norms: pd.DataFrame) -> alt.FacetChart:
@@ -126,7 +126,7 @@ def grad_norm_curves(grad_norms: pd.DataFrame) -> alt.FacetChart:
                 alt.Tooltip("mean(grad_norm):Q", title="gradient norm", format=".3e"),
             ],
         )
-        .properties(width=180, height=200)
+        .properties(width=170, height=200)
         .facet(column=alt.Column("layer:N", title="layer", sort=layers))
         .properties(title="Weight-gradient norm per layer")
     )

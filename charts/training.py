@@ -83,7 +83,7 @@ def training_curves(history: pd.DataFrame, color: str | None = None) -> alt.HCon
         points = base.mark_point(filled=True, size=30).encode(
             tooltip=tooltip + [alt.Tooltip("mean(value):Q", title=title, format=tooltip_format)],
         )
-        return alt.layer(lines, points).properties(title=f"{title}{mean_note}", width=300, height=220)
+        return alt.layer(lines, points).properties(title=f"{title}{mean_note}", width=270, height=220)
 
     return (
         alt.hconcat(

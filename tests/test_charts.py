@@ -405,7 +405,7 @@ def test_decision_regions_tile_the_grid_and_mark_misclassified_points():
     assert len(cells["items"]) == len(grid)
     widths = {round(item["width"], 6) for item in cells["items"]}
     assert len(widths) == 1  # a regular grid: equal cells
-    assert sum(item["width"] * item["height"] for item in cells["items"]) == pytest.approx(420 * 420)
+    assert sum(item["width"] * item["height"] for item in cells["items"]) == pytest.approx(400 * 400)
     (dots,) = [m for m in marks if m["marktype"] == "symbol"]
     shapes = [item["shape"] for item in dots["items"]]
     assert shapes.count("cross") == int((points["label"] != points["predicted"]).sum()) == 1
