@@ -1,0 +1,104 @@
+"""One report section backed by the latest finished run of one study.
+
+A section's helpers are decorated with :meth:`Section.output`: they receive the store and
+the run, and when the store has no finished run of the study they display nothing, while
+:meth:`Section.status` (the section's first chunk) says which command produces the run. So a
+missing experiment never fails the render, and the message stands in place of its results.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import altair as alt
+import pandas as pd
+from IPython.display import Markdown
+
+from reporting.display import ChartOutput, Outputs, markdown_table
+from reporting.store import Store, StoredRun, format_time, open_store, run_command
+
+
+class Section:
+    """Report helpers' access to one study's latest finished run.
+
+    Parameters
+    ----------
+    name : str
+        The study (an experiments name such as ``"baseline"``).
+    """
+
+    def __init__(self, name: str) -> None:
+        run_command(name)  # validates the name
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Section({self.name!r})"
+
+    def store(self) -> Store:
+        """The report's store (found anew on each call, so ``MLFLOW_TRACKING_URI`` is honoured)."""
+        return open_store()
+
+    def run(self) -> StoredRun | None:
+        """The latest finished top-level run of the study, or None."""
+        return self.store().latest_finished_run(self.name)
+
+    def missing_message(self) -> str:
+        """Markdown saying the study has no finished run and which command makes one."""
+        return (
+            "::: {.callout-warning}\n"
+            f"**No results yet.** The MLflow store `{self.store().tracking_uri}` has no finished "
+            f"run of the experiment `anncore-{self.name}`. Produce it with\n\n"
+            f"```bash\n{run_command(self.name)}\n```\n\n"
+            "(add `--quick` for a short run), then render the report again.\n"
+            ":::\n"
+        )
+
+    def status(self) -> Markdown:
+        """The section's provenance sentence, or the missing-run message."""
+        run = self.run()
+        if run is None:
+            return Markdown(self.missing_message())
+        children = self.store().child_runs(run) if run.tags.get("anncore.role") == "parent" else []
+        child_note = f", with {len(children)} child runs (one per arm and seed)" if children else ""
+        trains = "epochs" in run.params
+        quick = (
+            " Made in quick mode (`--quick`): training was shortened, so accuracies are lower than a full run's."
+            if run.quick and trains
+            else ""
+        )
+        return Markdown(
+            f"*Results from {run.citation()}{child_note}; it finished {format_time(run.end_time)}.{quick}*\n"
+        )
+
+    def output(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorate a helper ``function(store, run, *args)``: called only when the run exists."""
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            run = self.run()
+            if run is None:
+                return None
+            return function(self.store(), run, *args, **kwargs)
+
+        return wrapper
+
+    @staticmethod
+    def source_line(runs: Sequence[StoredRun]) -> str:
+        """``*Source: run `1a2b3c4d` (anncore-baseline, <start time>, cpu).*``, naming every run used."""
+        return "*Source: " + "; ".join(run.citation() for run in runs) + ".*"
+
+    def chart(
+        self, chart: alt.TopLevelMixin, div_id: str, alt_text: str, runs: Sequence[StoredRun], note: str = ""
+    ) -> Outputs:
+        """A chart (interactive in HTML, PNG in PDF) followed by the runs it came from."""
+        return Outputs(
+            ChartOutput(chart, div_id, alt_text),
+            Markdown(f"{note}{' ' if note else ''}{self.source_line(runs)}\n"),
+        )
+
+    def table(self, frame: pd.DataFrame, caption: str, runs: Sequence[StoredRun]) -> Markdown:
+        """A Markdown table whose caption names the runs it came from."""
+        sources = ", ".join(f"`{run.short_id}`" for run in runs)
+        label = "run" if len(runs) == 1 else "runs"
+        return Markdown(markdown_table(frame, f"{caption} (MLflow {label} {sources})"))

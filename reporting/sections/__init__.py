@@ -1,0 +1,1 @@
+"""One module per report section; each public function is what one ``.qmd`` chunk displays."""

@@ -1,0 +1,275 @@
+"""Read the experiments' MLflow store: find it, pick the latest finished run, load its artifacts.
+
+The store is found the way the experiments find it (``MLFLOW_TRACKING_URI``, else ``mlruns/`` in
+the working directory), except that the search for ``mlruns/mlflow.db`` also walks upward: Quarto
+runs the report's chunks with ``report/`` as the working directory, one level below the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Run, ViewType
+from mlflow.tracking import MlflowClient
+
+from experiments.registry import EXPERIMENT_NAMES
+from experiments.tracking import EXPERIMENT_PREFIX, resolve_tracking_uri, sqlite_database_path
+
+STORE_DIR = "mlruns"
+STORE_DB = "mlflow.db"
+
+
+def find_tracking_uri(start: Path | str | None = None) -> str:
+    """Return the tracking URI of the store the report should read.
+
+    Parameters
+    ----------
+    start : Path or str, optional
+        Directory to search upward from for ``mlruns/mlflow.db``; default the working directory.
+
+    Returns
+    -------
+    str
+        ``MLFLOW_TRACKING_URI`` when set; else ``sqlite:///`` of the nearest ``mlruns/mlflow.db``
+        at or above ``start``; else the experiments' default store in the working directory
+        (all through ``experiments.tracking.resolve_tracking_uri``, which also validates it).
+    """
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return resolve_tracking_uri()
+    here = Path(start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        db = directory / STORE_DIR / STORE_DB
+        if db.is_file():
+            return resolve_tracking_uri(f"sqlite:///{db}")
+    return resolve_tracking_uri()
+
+
+def run_command(name: str) -> str:
+    """The shell command that produces the runs of study ``name``.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not one of the experiments' names.
+    """
+    if name not in EXPERIMENT_NAMES:
+        raise ValueError(f"unknown experiment {name!r}; accepted: {', '.join(EXPERIMENT_NAMES)}")
+    return f"python -m experiments run {name}"
+
+
+def format_time(when: datetime | None) -> str:
+    """Format a UTC time as ``2025-01-31 14:05 UTC`` (or ``unknown``)."""
+    return when.strftime("%Y-%m-%d %H:%M UTC") if when else "unknown"
+
+
+def _utc(milliseconds: int | None) -> datetime | None:
+    if milliseconds is None:
+        return None
+    return datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One finished MLflow run, with what the report needs to cite it.
+
+    Attributes
+    ----------
+    name : str
+        The study name (the experiment is ``anncore-<name>``).
+    run_id : str
+        MLflow's run id.
+    start_time, end_time : datetime or None
+        When the run started and ended, in UTC.
+    params, metrics, tags : dict
+        The run's logged parameters (strings), final metric values and tags.
+    """
+
+    name: str
+    run_id: str
+    start_time: datetime | None
+    end_time: datetime | None
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_mlflow(cls, name: str, run: Run) -> StoredRun:
+        """Build from an ``mlflow.entities.Run`` of study ``name``."""
+        return cls(
+            name=name,
+            run_id=run.info.run_id,
+            start_time=_utc(run.info.start_time),
+            end_time=_utc(run.info.end_time),
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+            tags=dict(run.data.tags),
+        )
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment the run belongs to."""
+        return EXPERIMENT_PREFIX + self.name
+
+    @property
+    def device(self) -> str:
+        """The device the run trained on (its ``device`` param), or ``unknown``."""
+        return self.params.get("device", "unknown")
+
+    @property
+    def quick(self) -> bool:
+        """Whether the run was made with ``--quick`` (shortened training)."""
+        return self.params.get("quick", "False").lower() in {"true", "1", "yes"}
+
+    @property
+    def short_id(self) -> str:
+        """The first 8 characters of the run id, enough to find it in the MLflow UI."""
+        return self.run_id[:8]
+
+    def citation(self) -> str:
+        """Markdown naming the run: ``run `1a2b3c4d` (anncore-baseline, 2025-... UTC, cpu)``."""
+        return (
+            f"run `{self.short_id}` ({self.experiment_name}, "
+            f"{format_time(self.start_time)}, {self.device})"
+        )
+
+
+class Store:
+    """Read-only access to an anncore MLflow store.
+
+    Parameters
+    ----------
+    tracking_uri : str, optional
+        The store to read; default :func:`find_tracking_uri`. A ``sqlite:///`` URI whose file
+        does not exist is an empty store (it is not created).
+    """
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        # MLflow's download progress bars would land in the report as stderr output.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        self.tracking_uri = tracking_uri or find_tracking_uri()
+        is_sqlite = self.tracking_uri.startswith("sqlite:///")
+        self.exists = not is_sqlite or sqlite_database_path(self.tracking_uri).is_file()
+        self._client = MlflowClient(self.tracking_uri) if self.exists else None
+        self._tempdir = tempfile.TemporaryDirectory(prefix="anncore-report-")
+        self._downloads = Path(self._tempdir.name)
+
+    def __repr__(self) -> str:
+        return f"Store({self.tracking_uri!r})"
+
+    def experiment_id(self, name: str) -> str | None:
+        """Return the id of experiment ``anncore-<name>``, or None when there is none."""
+        if self._client is None:
+            return None
+        experiment = self._client.get_experiment_by_name(EXPERIMENT_PREFIX + name)
+        return experiment.experiment_id if experiment else None
+
+    def latest_finished_run(self, name: str) -> StoredRun | None:
+        """Return the most recently started finished top-level run of study ``name``, or None.
+
+        Top-level means role ``single`` or ``parent``: the children of a multi-seed study are
+        reached through :meth:`child_runs`.
+        """
+        experiment_id = self.experiment_id(name)
+        if experiment_id is None:
+            return None
+        runs = self._client.search_runs(
+            [experiment_id],
+            filter_string="attributes.status = 'FINISHED' and tags.`anncore.role` != 'child'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return StoredRun.from_mlflow(name, runs[0]) if runs else None
+
+    def child_runs(self, parent: StoredRun) -> list[StoredRun]:
+        """Return the finished child runs of ``parent``, oldest first."""
+        experiment_id = self.experiment_id(parent.name)
+        runs = self._client.search_runs(
+            [experiment_id],
+            filter_string=(
+                "attributes.status = 'FINISHED' and "
+                f"tags.`mlflow.parentRunId` = '{parent.run_id}'"
+            ),
+            order_by=["attributes.start_time ASC"],
+        )
+        return [StoredRun.from_mlflow(parent.name, run) for run in runs]
+
+    def run_by_id(self, name: str, run_id: str) -> StoredRun:
+        """The run ``run_id`` of study ``name`` (a child named in a parent's results.csv, say)."""
+        return StoredRun.from_mlflow(name, self._client.get_run(run_id))
+
+    def metric_history(self, run: StoredRun, key: str) -> pd.DataFrame:
+        """Return the logged history of one metric as a frame with columns ``step``, ``value``."""
+        history = self._client.get_metric_history(run.run_id, key)
+        return pd.DataFrame(
+            {"step": [m.step for m in history], "value": [m.value for m in history]}
+        )
+
+    def artifact_file(self, run: StoredRun, path: str) -> Path:
+        """Download (once) and return the local path of artifact ``path`` of ``run``.
+
+        Raises
+        ------
+        FileNotFoundError
+            When the run has no artifact at ``path``.
+        """
+        target = self._downloads / run.run_id / path
+        if not target.exists():
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run.run_id,
+                    artifact_path=path,
+                    dst_path=str(self._downloads / run.run_id),
+                    tracking_uri=self.tracking_uri,
+                )
+            except Exception as error:  # MLflow raises its own types for a missing artifact
+                raise FileNotFoundError(
+                    f"run {run.run_id} ({run.experiment_name}) has no artifact {path!r}: {error}"
+                ) from error
+            target = Path(local)
+        return target
+
+    def has_artifact(self, run: StoredRun, path: str) -> bool:
+        """Whether ``run`` logged an artifact at ``path``."""
+        folder, _, name = path.rpartition("/")
+        listed = self._client.list_artifacts(run.run_id, folder or None)
+        return any(item.path == path or item.path.endswith("/" + name) for item in listed)
+
+    def load_csv(self, run: StoredRun, path: str, **read_csv: object) -> pd.DataFrame:
+        """Load a CSV artifact as a DataFrame (``read_csv`` goes to ``pandas.read_csv``)."""
+        return pd.read_csv(self.artifact_file(run, path), **read_csv)
+
+    def load_json(self, run: StoredRun, path: str) -> dict:
+        """Load a JSON artifact."""
+        return json.loads(self.artifact_file(run, path).read_text())
+
+    def load_text(self, run: StoredRun, path: str) -> str:
+        """Load a text artifact."""
+        return self.artifact_file(run, path).read_text()
+
+    def load_bytes(self, run: StoredRun, path: str) -> bytes:
+        """Load a binary artifact (a PNG, say) as bytes."""
+        return self.artifact_file(run, path).read_bytes()
+
+
+@cache
+def _store_for(tracking_uri: str) -> Store:
+    return Store(tracking_uri)
+
+
+def open_store() -> Store:
+    """Return the (cached) :class:`Store` for :func:`find_tracking_uri`'s current answer."""
+    return _store_for(find_tracking_uri())
+
+
+def latest_finished_run(name: str) -> StoredRun | None:
+    """Return the latest finished top-level run of study ``name`` in the report's store."""
+    return open_store().latest_finished_run(name)
