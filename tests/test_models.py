@@ -158,7 +158,9 @@ def test_custom_ann_rejects_bad_layer_sizes(layer_sizes: object, error: type, ma
         CustomANN(layer_sizes)
 
 
-@pytest.mark.parametrize("rate, error", [(1.0, ValueError), (-0.1, ValueError), (1.5, ValueError), ("0.3", TypeError)])
+@pytest.mark.parametrize(
+    "rate, error", [(1.0, ValueError), (-0.1, ValueError), (1.5, ValueError), ("0.3", TypeError)]
+)
 def test_dropout_outside_unit_interval_is_rejected(rate: object, error: type) -> None:
     with pytest.raises(error, match=r"dropout_rate.*\[0, 1\)"):
         CustomANN([4, 3, 2], dropout_rate=rate)

@@ -49,7 +49,8 @@ def test_short_training_on_synthetic_data_beats_90_percent(synthetic, optimizer:
     train_data, test_data = synthetic
     set_seed(0)
     model = CustomANN(SYNTHETIC_LAYER_SIZES, activation="relu")
-    result = train(model, train_data, test_data, quiet(epochs=30, batch_size=32, learning_rate=lr, optimizer=optimizer))
+    config = quiet(epochs=30, batch_size=32, learning_rate=lr, optimizer=optimizer)
+    result = train(model, train_data, test_data, config)
     history = result.history
     assert history["epoch"].tolist() == list(range(1, 31))
     assert history["test_acc"].iloc[-1] > 0.90
@@ -77,7 +78,11 @@ def test_history_columns_and_callback_rows(synthetic) -> None:
     calls = []
     set_seed(0)
     model = CustomANN(SYNTHETIC_LAYER_SIZES)
-    result = train(model, train_data, test_data, quiet(epochs=3), callbacks=[lambda *args: calls.append(args)])
+
+    def record(*args: object) -> None:
+        calls.append(args)
+
+    result = train(model, train_data, test_data, quiet(epochs=3), callbacks=[record])
     history = result.history
     assert list(history.columns) == [
         "epoch", "train_loss", "train_acc", "test_loss", "test_acc",
@@ -122,14 +127,16 @@ def test_train_loss_is_the_per_sample_mean_over_unequal_batches(synthetic) -> No
     set_seed(0)
     model = CustomANN([2, 8, 4])
     expected = F.cross_entropy(model(train_data.x), train_data.y).item()
-    result = train(model, train_data, test_data, quiet(epochs=1, batch_size=150, learning_rate=1e-12, optimizer="sgd", momentum=0.0))
+    config = quiet(epochs=1, batch_size=150, learning_rate=1e-12, optimizer="sgd", momentum=0.0)
+    result = train(model, train_data, test_data, config)
     assert result.history["train_loss"].iloc[0] == pytest.approx(expected, rel=1e-6)
 
 
 def test_grad_norms_per_linear_layer(synthetic) -> None:
     train_data, test_data = synthetic
     set_seed(0)
-    history = train(CustomANN([2, 8, 6, 4]), train_data, test_data, quiet(epochs=2, track_grad_norms=True)).history
+    config = quiet(epochs=2, track_grad_norms=True)
+    history = train(CustomANN([2, 8, 6, 4]), train_data, test_data, config).history
     columns = [c for c in history.columns if c.startswith("grad_norm/")]
     assert columns == ["grad_norm/layer1", "grad_norm/layer2", "grad_norm/layer3"]
     assert (history[columns] > 0).all().all()
