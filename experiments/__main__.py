@@ -1,0 +1,74 @@
+"""``python -m experiments`` (console script ``anncore-experiments``): list, run and rerun experiments.
+
+Examples::
+
+    python -m experiments list
+    python -m experiments run all --data-dir ../shared/data
+    python -m experiments run depth activation_study --seeds 0,1,2
+    python -m experiments run custom --hidden-sizes 256,128 --dropout 0.2 --lr 0.001 --epochs 3
+    python -m experiments rerun 3f2a...                # same params, tagged anncore.rerun_of
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from experiments.cli import parse_args, print_experiment_list
+from experiments.errors import UserInputError
+from experiments.registry import EXPERIMENT_NAMES
+from experiments.settings import RunSettings
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+def settings_from_args(args: argparse.Namespace) -> RunSettings:
+    """The ``RunSettings`` of a parsed ``run`` command, with defaults for options not given."""
+    defaults = RunSettings()
+    return RunSettings(
+        epochs=args.epochs,
+        seeds=args.seeds or defaults.seeds,
+        device=args.device or defaults.device,
+        data_dir=args.data_dir or DEFAULT_DATA_DIR,
+        download=args.data_dir is None,  # only the default ./data is downloaded into
+        quick=bool(args.quick),
+        progress=args.progress,
+        hidden_sizes=args.hidden_sizes or defaults.hidden_sizes,
+        dropout=defaults.dropout if args.dropout is None else args.dropout,
+        learning_rate=args.lr or defaults.learning_rate,
+        activation=args.activation or defaults.activation,
+        target_accuracy=args.target_accuracy or defaults.target_accuracy,
+        project_run_id=getattr(args, "project_run_id", None),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (2 for bad input, with one ``error:`` line)."""
+    try:
+        args = parse_args(argv)
+    except SystemExit as exit_request:  # argparse: --help (0) or a usage error (2)
+        return int(exit_request.code or 0)
+    if args.command == "list":
+        print_experiment_list()
+        return 0
+
+    from experiments import rerun, suite, tracking
+
+    # `mlflow run` (MLproject) starts a run of its own and passes its id in MLFLOW_RUN_ID, which
+    # would make our first mlflow.start_run resume it; our runs carry its id as a tag instead.
+    args.project_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        uri = tracking.resolve_tracking_uri(args.tracking_uri)
+        if args.command == "rerun":
+            return rerun.rerun(args.run_id, args, uri)
+        names = list(EXPERIMENT_NAMES) if args.names == ["all"] else list(dict.fromkeys(args.names))
+        return suite.run_suite(names, settings_from_args(args), uri)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Run a list of experiments one after another, survive failures, and summarise.
+
+Before any run starts, everything a user could have got wrong is checked (store, server,
+device, dataset), so a bad command line never leaves a half-made run. Then each experiment
+runs; one that fails is recorded (its run is FAILED) and the suite goes on. Ctrl-C or SIGTERM
+ends the current run as KILLED and stops the suite. A summary table closes every invocation.
+
+Exit status: 0 all finished, 1 something failed, 130 interrupted (SIGINT), 143 terminated
+(SIGTERM); bad input is reported by ``main`` with status 2 before this module runs anything.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from experiments import datasets, tracking
+from experiments.errors import UserInputError
+from experiments.registry import get_experiment
+from experiments.settings import RunSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler, so a terminated run ends KILLED like an interrupted one."""
+
+
+@dataclass
+class SuiteRow:
+    """One line of the summary table."""
+
+    experiment: str
+    status: str
+    run_id: str
+    wall_time_s: float
+    key_metric: str
+    error: str = ""
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While active, SIGTERM raises :class:`Terminated` in the main thread."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated("SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def preflight(names: Sequence[str], settings: RunSettings, uri: str) -> None:
+    """Check the device, the dataset (when needed) and the store before any run starts.
+
+    Raises
+    ------
+    UserInputError
+        With a one-line message naming the bad value and what is accepted.
+    """
+    from anncore.trainer import resolve_device
+
+    try:
+        resolve_device(settings.device)
+    except ValueError as error:
+        raise UserInputError(f"--device {settings.device}: {error}") from None
+    if any(get_experiment(name).NEEDS_FASHION_MNIST for name in names):
+        datasets.load(settings)
+    tracking.connect(uri)
+
+
+def run_suite(names: Sequence[str], settings: RunSettings, uri: str) -> int:
+    """Run experiments ``names`` in order into the store at ``uri``; print a summary; return the exit status."""
+    preflight(names, settings, uri)
+    rows: list[SuiteRow] = []
+    status = EXIT_OK
+    with sigterm_raises():
+        for position, name in enumerate(names, start=1):
+            print(f"[{position}/{len(names)}] {name}", flush=True)
+            row, interrupted = run_one(name, settings)
+            rows.append(row)
+            if row.status == "FAILED":
+                print(f"error: experiment {name} failed: {row.error}", file=sys.stderr, flush=True)
+                status = EXIT_FAILED
+            if interrupted is not None:
+                status = EXIT_TERMINATED if isinstance(interrupted, Terminated) else EXIT_INTERRUPTED
+                print(f"interrupted ({type(interrupted).__name__}); stopping the suite", file=sys.stderr)
+                break
+    print_summary(rows)
+    return status
+
+
+def run_one(name: str, settings: RunSettings) -> tuple[SuiteRow, KeyboardInterrupt | None]:
+    """Run one experiment; return its summary row and the interruption that stopped it, if any."""
+    start = time.perf_counter()
+    try:
+        outcome = get_experiment(name).run(settings)
+    except KeyboardInterrupt as interruption:
+        run_id = getattr(interruption, "anncore_run_id", "")
+        return SuiteRow(name, "KILLED", run_id, time.perf_counter() - start, "", "interrupted"), interruption
+    except Exception as error:  # noqa: BLE001 - one failed experiment must not stop the suite
+        run_id = getattr(error, "anncore_run_id", "")
+        message = f"{type(error).__name__}: {error}"
+        return SuiteRow(name, "FAILED", run_id, time.perf_counter() - start, "", message), None
+    metric = f"{outcome.metric} = {outcome.value:.6g}"
+    return SuiteRow(name, "FINISHED", outcome.run_id, time.perf_counter() - start, metric), None
+
+
+def print_summary(rows: Sequence[SuiteRow], stream=None) -> None:
+    """Print the summary table (experiment, status, run id, wall time, key metric) and the failures."""
+    import pandas as pd
+
+    stream = stream or sys.stdout
+    if not rows:
+        return
+    table = pd.DataFrame(
+        {
+            "experiment": [r.experiment for r in rows],
+            "status": [r.status for r in rows],
+            "run_id": [r.run_id for r in rows],
+            "wall_time_s": [round(r.wall_time_s, 1) for r in rows],
+            "key_metric": [r.key_metric or r.error[:60] for r in rows],
+        }
+    )
+    print("\nSummary", file=stream)
+    print(table.to_string(index=False), file=stream)
+    failed = [r for r in rows if r.status == "FAILED"]
+    if failed:
+        print(f"\n{len(failed)} of {len(rows)} experiment(s) failed:", file=stream)
+        for row in failed:
+            print(f"  {row.experiment} (run {row.run_id or 'not started'}): {row.error}", file=stream)
+    stream.flush()
