@@ -209,7 +209,11 @@ def loss_step(trace: dict, decimals: int = 4) -> Step:
             for p, t in zip(y_hat, y)
         ),
         "softmax_cross_entropy": lambda: "-"
-        + " - ".join(rf"{given(t)} \ln {computed(p, decimals)}" for p, t in zip(y_hat, y) if t > 0),
+        + " - ".join(
+            (rf"\ln {computed(p, decimals)}" if t == 1 else rf"{given(t)} \ln {computed(p, decimals)}")
+            for p, t in zip(y_hat, y)
+            if t > 0
+        ),
     }[trace["loss_name"]]()
     return Step("Loss", (rf"L &= {pieces} = {computed(trace['loss'], decimals)}",))
 

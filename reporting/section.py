@@ -60,7 +60,8 @@ class Section:
         if run is None:
             return Markdown(self.missing_message())
         children = self.store().child_runs(run) if run.tags.get("anncore.role") == "parent" else []
-        child_note = f", with {len(children)} child runs (one per arm and seed)" if children else ""
+        n = len(children)
+        child_note = f", with {n} child run{'s' if n != 1 else ''} (one per arm and seed)" if n else ""
         trains = "epochs" in run.params
         quick = (
             " Made in quick mode (`--quick`): training was shortened, so accuracies are lower than a full run's."
