@@ -32,6 +32,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from experiments.benchmark_pipelines import DESCRIPTIONS, PIPELINES, BenchmarkSetup, PipelineRun
 from experiments.cli import OneLineArgumentParser
@@ -42,6 +43,7 @@ DEFAULT_EPOCHS = 5  # the notebook's; the first is the warm-up
 DEFAULT_ROUNDS = 3
 QUICK_EPOCHS = 2
 FULL_TRAIN_SIZE = 60_000  # FashionMNIST's training split, for the "per 60,000 images" figures
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 TARGETS: dict[str, tuple[str, float]] = {
     "notebook_over_anncore": (">=", 5.0),
     "anncore_over_floor": ("<=", 1.2),
@@ -322,6 +324,21 @@ def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str
     return setup, settings
 
 
+@contextlib.contextmanager
+def restored_tracking_uri() -> Iterator[None]:
+    """Put MLflow's tracking URI back afterwards, and ``$MLFLOW_TRACKING_URI``, which setting it changes."""
+    import mlflow
+
+    environment_uri = os.environ.get(TRACKING_URI_VARIABLE)
+    explicit = mlflow.get_tracking_uri() if environment_uri is None and mlflow.is_tracking_uri_set() else None
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(explicit)  # None: unset again, which also removes the variable
+        if environment_uri is not None:
+            os.environ[TRACKING_URI_VARIABLE] = environment_uri
+
+
 def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     """Measure every pipeline and return the results (also written/logged as asked)."""
     import mlflow
@@ -331,11 +348,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     from experiments.benchmark_pipelines import benchmark_settings
 
     setup, settings = _setup_from_args(args)
-    previous_uri = mlflow.get_tracking_uri()
     with contextlib.ExitStack() as stack:
         uri = _store_uri(args, stack)
+        stack.enter_context(restored_tracking_uri())
         tracking.connect(uri)
-        stack.callback(mlflow.set_tracking_uri, previous_uri)
         params = {key: ("none" if value is None else value) for key, value in settings.items() if key != "data_dir"}
         with runs.tracked_run(benchmark_settings(setup), "benchmark", role="parent", run_name="benchmark",
                               params={**params, "torch_threads": torch.get_num_threads()}) as run:

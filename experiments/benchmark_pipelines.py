@@ -169,10 +169,9 @@ def _anncore_config(setup: BenchmarkSetup):
     )
 
 
-def run_notebook(setup: BenchmarkSetup) -> PipelineRun:
-    """The notebook's ``train_model`` loop (section 9), timed per epoch."""
+def notebook_datasets(setup: BenchmarkSetup):
+    """The notebook's torchvision train and test datasets (per-sample transforms), resized."""
     import torchvision
-    from torch.utils.data import DataLoader
     from torchvision import transforms
 
     from anncore.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
@@ -180,13 +179,21 @@ def run_notebook(setup: BenchmarkSetup) -> PipelineRun:
     transform = transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((FASHION_MNIST_MEAN,), (FASHION_MNIST_STD,))]
     )
-    datasets = {}
+    splits = []
     for train, size in ((True, setup.train_size), (False, setup.test_size)):
         dataset = torchvision.datasets.FashionMNIST(setup.data_dir, train=train, download=False, transform=transform)
         dataset.data, dataset.targets = resize(dataset.data, size), resize(dataset.targets, size)
-        datasets[train] = dataset
-    train_loader = DataLoader(datasets[True], batch_size=BATCH_SIZE, shuffle=True)
-    test_loader = DataLoader(datasets[False], batch_size=BATCH_SIZE, shuffle=False)
+        splits.append(dataset)
+    return splits[0], splits[1]
+
+
+def run_notebook(setup: BenchmarkSetup) -> PipelineRun:
+    """The notebook's ``train_model`` loop (section 9), timed per epoch."""
+    from torch.utils.data import DataLoader
+
+    train_dataset, test_dataset = notebook_datasets(setup)
+    train_loader = DataLoader(train_dataset, batch_size=BATCH_SIZE, shuffle=True)
+    test_loader = DataLoader(test_dataset, batch_size=BATCH_SIZE, shuffle=False)
     device = setup.device
     quiet = open(os.devnull, "w")  # the notebook's progress lines, formatted but not shown
 

@@ -1,0 +1,168 @@
+"""experiments.benchmark: a real run on the tiny dataset, its JSON, its MLflow run, and its parts.
+
+No assertion is about how fast anything is: timings on a shared machine prove nothing in a test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from experiments import benchmark
+from experiments.benchmark_memory import METHOD_RSS, PeakMemory
+from experiments.benchmark_pipelines import PIPELINES, BenchmarkSetup, load_tensors, notebook_datasets, resize
+
+FIGURES = ("seconds_per_epoch", "samples_per_sec", "peak_memory_mib")
+RATIOS = ("notebook_over_anncore", "anncore_over_floor", "anncore_mlflow_over_anncore")
+QUICK_SAMPLES = 4 * 128  # the experiments' --quick: 4 batches of 128 per epoch
+
+
+def finite_positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def quick_results(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One quick benchmark into a temporary store, run from an empty working directory."""
+    workdir = tmp_path_factory.mktemp("benchmark-cwd")
+    out = workdir / "figures" / "benchmark.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        uri_before = mlflow.get_tracking_uri()
+        status = benchmark.main(["--data-dir", str(tiny_fashion_root), "--quick", "--no-progress", "--json", str(out)])
+        uri_after, variable_after = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
+    assert status == 0
+    return {"json": json.loads(out.read_text()), "workdir": workdir, "uri_before": uri_before,
+            "uri_after": uri_after, "variable_after": variable_after}
+
+
+def test_json_has_every_figure_finite_and_positive(quick_results: dict) -> None:
+    results = quick_results["json"]
+    assert set(results["pipelines"]) == set(PIPELINES)
+    for name in PIPELINES:
+        figures = results["pipelines"][name]
+        for key in FIGURES:
+            assert finite_positive(figures[key]), (name, key, figures[key])
+    for key in RATIOS:
+        assert finite_positive(results["ratios"][key]), (key, results["ratios"][key])
+        assert isinstance(results["targets"][key]["met"], bool)
+
+
+def test_figures_agree_with_what_was_run(quick_results: dict) -> None:
+    results = quick_results["json"]
+    assert results["settings"]["epochs"] == 2 and results["settings"]["rounds"] == 1
+    for name in PIPELINES:
+        figures = results["pipelines"][name]
+        assert figures["samples_per_epoch"] == QUICK_SAMPLES
+        assert figures["samples_per_sec"] == pytest.approx(QUICK_SAMPLES / figures["seconds_per_epoch"])
+        assert [len(run) for run in figures["epoch_seconds"]] == [2]
+        # One measured epoch after the warm-up: the median is that epoch.
+        assert figures["seconds_per_epoch"] == figures["epoch_seconds"][0][1]
+    spe = {name: results["pipelines"][name]["seconds_per_epoch"] for name in PIPELINES}
+    assert results["ratios"]["notebook_over_anncore"] == pytest.approx(spe["notebook"] / spe["anncore"])
+    assert results["ratios"]["anncore_over_floor"] == pytest.approx(spe["anncore"] / spe["floor"])
+    run_s = {name: results["pipelines"][name]["run_seconds"] for name in ("anncore", "anncore_mlflow")}
+    assert results["ratios"]["anncore_mlflow_over_anncore"] == pytest.approx(run_s["anncore_mlflow"] / run_s["anncore"])
+
+
+def test_optimizer_implementations_are_stated(quick_results: dict) -> None:
+    pipelines = quick_results["json"]["pipelines"]
+    assert "fused=True" in pipelines["floor"]["optimizer"]
+    assert pipelines["anncore"]["optimizer"] == pipelines["floor"]["optimizer"]
+    assert "fused" not in pipelines["notebook"]["optimizer"]  # the notebook's optim.Adam defaults
+
+
+def test_without_log_mlflow_nothing_is_left_behind(quick_results: dict) -> None:
+    assert quick_results["json"]["mlflow"] == {"logged": False, "run_id": None}
+    assert not (quick_results["workdir"] / "mlruns").exists()
+    assert quick_results["uri_after"] == quick_results["uri_before"]
+    assert quick_results["variable_after"] is None
+
+
+def test_log_mlflow_records_the_benchmark_and_its_training_runs(tiny_fashion_root: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    out = tmp_path / "benchmark.json"
+    status = benchmark.main(["--data-dir", str(tiny_fashion_root), "--quick", "--no-progress", "--rounds", "1",
+                             "--json", str(out), "--log-mlflow", "--tracking-uri", uri])
+    assert status == 0
+    results = json.loads(out.read_text())
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("anncore-benchmark")
+    assert experiment is not None
+    parent = client.get_run(results["mlflow"]["run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["anncore.role"] == "parent"
+    for name in PIPELINES:
+        for key in ("seconds_per_epoch", "samples_per_sec"):
+            assert parent.data.metrics[f"{name}/{key}"] == pytest.approx(results["pipelines"][name][key])
+    for key in RATIOS:
+        assert parent.data.metrics[key] == pytest.approx(results["ratios"][key])
+    artifact = Path(client.download_artifacts(parent.info.run_id, "benchmark.json", str(tmp_path / "download")))
+    assert json.loads(artifact.read_text())["ratios"] == results["ratios"]
+
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 1
+    child = children[0]
+    assert child.info.status == "FINISHED"
+    assert child.data.tags["anncore.role"] == "child"
+    assert child.data.params["architecture"] == "784-512-256-128-10"
+    assert child.data.params["batch_size"] == "128"
+    steps = [m.step for m in client.get_metric_history(child.info.run_id, "samples_per_sec")]
+    assert sorted(steps) == [1, 2]
+    assert "history.csv" in [f.path for f in client.list_artifacts(child.info.run_id)]
+
+
+def test_notebook_and_anncore_pipelines_see_the_same_images(tiny_fashion_root: Path) -> None:
+    setup = BenchmarkSetup(tiny_fashion_root, train_size=700, test_size=50, epochs=2, device=torch.device("cpu"))
+    train_dataset, test_dataset = notebook_datasets(setup)
+    train_data, test_data = load_tensors(setup)
+    assert len(train_dataset) == len(train_data) == 700 and len(test_dataset) == len(test_data) == 50
+    for i in (0, 599, 600, 699):  # 600 images in the split: 600.. repeat 0..
+        image, label = train_dataset[i]
+        assert torch.equal(image, train_data.x[i]) and label == int(train_data.y[i])
+    assert torch.equal(train_data.x[650], train_data.x[50])
+
+
+def test_resize_takes_the_first_items_or_repeats_cyclically() -> None:
+    items = torch.arange(5)
+    assert resize(items, None) is items
+    assert resize(items, 3).tolist() == [0, 1, 2]
+    assert resize(items, 12).tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-block peak RSS needs Linux")
+def test_peak_memory_sees_a_64_mib_allocation() -> None:
+    with PeakMemory(torch.device("cpu")) as memory:
+        block = torch.ones(16 * 2**20, dtype=torch.float32)  # 64 MiB, written, so resident
+        del block
+    assert memory.method == METHOD_RSS
+    assert 60 < memory.added_mib < 64 + 32  # a few already-resident pages may be reused
+    assert memory.peak_mib >= memory.added_mib
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "1"], "'1' is too small; accepted: epochs per run, the first a warm-up, an integer >= 2"),
+        (["--train-size", "many"], "'many' is not an integer"),
+        (["--device", "tpu"], "invalid choice: 'tpu'"),
+    ],
+)
+def test_bad_options_exit_2_naming_the_value(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
+    assert benchmark.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_exits_2_naming_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert benchmark.main(["--data-dir", str(tmp_path), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--data-dir" in err and str(tmp_path) in err
