@@ -100,6 +100,7 @@ def test_confusion_and_per_class_sentences() -> None:
     assert per_class_sentence(per_class) == (
         "The best-recognised class is *Bag* (100.00%), the hardest *Shirt* (50.00%)."
     )
+    assert per_class_sentence(per_class.assign(accuracy=0.9)) == "Every class is recognised equally well: 90.00%."
 
 
 def test_prediction_frame_counts_per_split_and_class() -> None:

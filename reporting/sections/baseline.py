@@ -60,6 +60,8 @@ def per_class_sentence(table: pd.DataFrame) -> str:
     """Which class is recognised best and which worst, from the table."""
     best = table.loc[table["accuracy"].idxmax()]
     worst = table.loc[table["accuracy"].idxmin()]
+    if best["accuracy"] == worst["accuracy"]:
+        return f"Every class is recognised equally well: {percent(best['accuracy'])}."
     return (
         f"The best-recognised class is *{best['class_name']}* ({percent(best['accuracy'])}), "
         f"the hardest *{worst['class_name']}* ({percent(worst['accuracy'])})."
@@ -113,7 +115,7 @@ def sample_predictions(store: Store, run: StoredRun) -> Outputs:
             "true": table["true_name"],
             "predicted": table["predicted_name"],
             "confidence": [f"{c:.3f}" for c in table["confidence"]],
-            "": ["" if t == p else "✗" for t, p in zip(table["true_label"], table["predicted_label"])],
+            "correct": ["yes" if t == p else "**no**" for t, p in zip(table["true_label"], table["predicted_label"])],
         }
     )
     right = int((table["true_label"] == table["predicted_label"]).sum())
