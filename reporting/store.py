@@ -239,9 +239,8 @@ class Store:
 
     def has_artifact(self, run: StoredRun, path: str) -> bool:
         """Whether ``run`` logged an artifact at ``path``."""
-        folder, _, name = path.rpartition("/")
-        listed = self._client.list_artifacts(run.run_id, folder or None)
-        return any(item.path == path or item.path.endswith("/" + name) for item in listed)
+        folder = path.rpartition("/")[0] or None
+        return any(item.path == path for item in self._client.list_artifacts(run.run_id, folder))
 
     def load_csv(self, run: StoredRun, path: str, **read_csv: object) -> pd.DataFrame:
         """Load a CSV artifact as a DataFrame (``read_csv`` goes to ``pandas.read_csv``)."""
