@@ -173,8 +173,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def print_experiment_list(stream=sys.stdout) -> None:
-    """Print every experiment with its one-line description."""
+def print_experiment_list(stream=None) -> None:
+    """Print every experiment with its one-line description (to stdout by default)."""
+    stream = stream or sys.stdout
     width = max(map(len, EXPERIMENT_NAMES))
     for name, description in DESCRIPTIONS.items():
         print(f"{name:<{width}}  {description}", file=stream)
