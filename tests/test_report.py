@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -231,6 +232,24 @@ def test_all_markdown_outputs_convert_with_pandoc_without_warnings(full_report) 
         assert converted
     typst = pypandoc.convert_text(text, "typst", format="markdown")
     assert not re.search(r"\\(frac|begin|partial|delta|operatorname)", typst)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_html_outputs_draw_every_chart_offline_in_chromium(full_report, tmp_path: Path) -> None:
+    """The HTML outputs in document order (scripts once, then fragments), as the HTML render
+    places them, drawn by headless Chromium with no network: every chart div gets an SVG."""
+    html = [h for cell in full_report.cells if cell.cell_type == "code" for h in outputs_of(cell, "text/html")]
+    page = tmp_path / "report.html"
+    page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>' + "\n".join(html) + "</body></html>")
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+         "--proxy-server=127.0.0.1:9", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    ).stdout  # fmt: skip
+    charts = re.findall(r'<div class="vega-chart[^"]*" id="([^"]+)"[^>]*>(.*?)</div>\s*<script', dom, re.S)
+    assert len(charts) >= len(CHART_CELLS)
+    for div_id, inner in charts:
+        assert "<svg" in inner and inner.count("<path") > 3, div_id
 
 
 def test_no_progress_bars_leak_into_the_document(full_report) -> None:
