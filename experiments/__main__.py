@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside any run (runs end KILLED themselves)
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -127,7 +127,8 @@ def experiment_name(text: str) -> str:
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive_int, help="epochs for every training experiment (default: the notebook's)")
-    parser.add_argument("--seeds", type=seed_list, help="comma-separated seeds; studies run each arm once per seed (default: 0)")
+    parser.add_argument("--seeds", type=seed_list, help="comma-separated seeds, e.g. 0,1,2: studies run each arm once per seed, "
+                        "single runs use the first (default: 0)")
     parser.add_argument("--device", choices=DEVICES, help="where to train (default: auto, CUDA when available)")
     parser.add_argument("--data-dir", type=Path, help="folder holding FashionMNIST/raw (default: ./data, downloaded when missing)")
     parser.add_argument("--tracking-uri", help="MLflow store: sqlite:///path/mlflow.db or http(s)://host:port "

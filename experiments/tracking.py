@@ -57,8 +57,14 @@ def resolve_tracking_uri(value: str | None = None) -> str:
     UserInputError
         For a file path, ``file:`` URI or any other unsupported scheme.
     """
+    from_environment = not value and bool(os.environ.get("MLFLOW_TRACKING_URI"))
     uri = value or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
-    check_tracking_uri(uri)
+    try:
+        check_tracking_uri(uri)
+    except UserInputError as error:
+        if from_environment:
+            raise UserInputError(f"{error} (from $MLFLOW_TRACKING_URI)") from None
+        raise
     if uri.startswith("sqlite:///"):
         return f"sqlite:///{sqlite_database_path(uri)}"
     return uri.rstrip("/")

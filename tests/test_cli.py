@@ -90,6 +90,24 @@ def test_missing_dataset_names_data_dir_and_writes_no_store(tmp_path, capsys):
     assert not store.exists()
 
 
+def test_tracking_uri_from_the_environment_is_checked_too(capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "./mlruns")
+    assert main(["run", "simple_ann"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'./mlruns' is a file store" in err and "$MLFLOW_TRACKING_URI" in err
+
+
+def test_cuda_without_a_gpu_is_refused(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    status = main(["run", "simple_ann", "--device", "cuda", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "CUDA is not available" in err
+    assert not (tmp_path / "m.db").exists()
+
+
 def test_unreachable_server_is_a_clear_error(capsys):
     import socket
 
