@@ -63,8 +63,13 @@ def load(settings: RunSettings) -> FashionMNIST:
             train = load_fashion_mnist(root, train=True, download=settings.download)
             test = load_fashion_mnist(root, train=False, download=settings.download)
             sha256 = dataset_checksum(root)
-        except (DatasetNotFoundError, CorruptDatasetError) as error:
+        except DatasetNotFoundError as error:
             raise UserInputError(str(error)) from None
+        except CorruptDatasetError as error:
+            raise UserInputError(
+                f"{error}; accepted: the four FashionMNIST IDX files, complete and unmodified "
+                "(copy or download them again)"
+            ) from None
         if settings.quick:
             train = train.subset(min(QUICK_TRAIN_SIZE, len(train)))
             test = test.subset(min(QUICK_TEST_SIZE, len(test)))

@@ -126,6 +126,12 @@ def check_server_reachable(uri: str, timeout_s: float = SERVER_CHECK_TIMEOUT_S) 
         )
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (SQLAlchemy appends the SQL and a link on more lines)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else repr(error)
+
+
 def is_database_locked(error: BaseException) -> bool:
     """True for SQLite's transient "database is locked" error, however MLflow wrapped it."""
     return "database is locked" in str(error).lower()
@@ -184,7 +190,10 @@ def connect(uri: str) -> None:
         try:
             with_retry(mlflow.MlflowClient().search_experiments, max_results=1)
         except Exception as error:
-            raise UserInputError(f"cannot open the MLflow store {uri!r}: {type(error).__name__}: {error}") from None
+            raise UserInputError(
+                f"cannot open the MLflow store {uri!r}: {type(error).__name__}: {first_line(error)}; "
+                "accepted: an MLflow SQLite database, or a new file in a writable folder"
+            ) from None
 
 
 def get_or_create_experiment(name: str, uri: str) -> str:
