@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import mlflow
 import pandas as pd
@@ -21,10 +21,11 @@ from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from experiments.registry import EXPERIMENT_NAMES
-from experiments.tracking import EXPERIMENT_PREFIX, resolve_tracking_uri, sqlite_database_path
+from experiments.tracking import EXPERIMENT_PREFIX, check_tracking_uri, resolve_tracking_uri, sqlite_database_path
 
 STORE_DIR = "mlruns"
 STORE_DB = "mlflow.db"
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def find_tracking_uri(start: Path | str | None = None) -> str:
@@ -63,6 +64,40 @@ def run_command(name: str) -> str:
     if name not in EXPERIMENT_NAMES:
         raise ValueError(f"unknown experiment {name!r}; accepted: {', '.join(EXPERIMENT_NAMES)}")
     return f"python -m experiments run {name}"
+
+
+def check_artifact_path(path: object) -> str:
+    """Return ``path`` if it names a file inside a run's artifacts, else raise.
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a string.
+    ValueError
+        ``path`` is empty, absolute or climbs out of the run with ``..``.
+    """
+    accepted = "accepted: a relative path inside the run, such as 'history.csv' or 'traces/todo_3_2_1.json'"
+    if not isinstance(path, str):
+        raise TypeError(f"artifact path must be a string, got {path!r}; {accepted}")
+    parts = PurePosixPath(path).parts
+    if not path.strip() or path.startswith(("/", "\\")) or ".." in parts or "\\" in path:
+        raise ValueError(f"artifact path {path!r} is not inside the run; {accepted}")
+    return path
+
+
+def _check_database_file(uri: str) -> bool:
+    """Whether the SQLite store of ``uri`` holds data; raise ValueError if its file is not SQLite."""
+    path = sqlite_database_path(uri)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False  # an empty store; opening it would create MLflow's tables
+    with path.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise ValueError(
+            f"MLflow store {uri!r} is not an SQLite database; accepted: the mlflow.db that "
+            "python -m experiments writes, or MLFLOW_TRACKING_URI naming another store"
+        )
+    return True
 
 
 def format_time(when: datetime | None) -> str:
@@ -148,15 +183,21 @@ class Store:
     ----------
     tracking_uri : str, optional
         The store to read; default :func:`find_tracking_uri`. A ``sqlite:///`` URI whose file
-        does not exist is an empty store (it is not created).
+        does not exist (or is empty) is an empty store (it is not created).
+
+    Raises
+    ------
+    ValueError
+        The URI is not ``sqlite:///...`` or ``http(s)://...``, or its file is not SQLite.
     """
 
     def __init__(self, tracking_uri: str | None = None) -> None:
         # MLflow's download progress bars would land in the report as stderr output.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.tracking_uri = tracking_uri or find_tracking_uri()
+        check_tracking_uri(self.tracking_uri)
         is_sqlite = self.tracking_uri.startswith("sqlite:///")
-        self.exists = not is_sqlite or sqlite_database_path(self.tracking_uri).is_file()
+        self.exists = not is_sqlite or _check_database_file(self.tracking_uri)
         self._client = MlflowClient(self.tracking_uri) if self.exists else None
         self._tempdir = tempfile.TemporaryDirectory(prefix="anncore-report-")
         self._downloads = Path(self._tempdir.name)
@@ -165,7 +206,14 @@ class Store:
         return f"Store({self.tracking_uri!r})"
 
     def experiment_id(self, name: str) -> str | None:
-        """Return the id of experiment ``anncore-<name>``, or None when there is none."""
+        """Return the id of experiment ``anncore-<name>``, or None when there is none.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not one of the experiments' names.
+        """
+        run_command(name)  # validates the name
         if self._client is None:
             return None
         experiment = self._client.get_experiment_by_name(EXPERIMENT_PREFIX + name)
@@ -203,8 +251,23 @@ class Store:
         return [StoredRun.from_mlflow(parent.name, run) for run in runs]
 
     def run_by_id(self, name: str, run_id: str) -> StoredRun:
-        """The run ``run_id`` of study ``name`` (a child named in a parent's results.csv, say)."""
-        return StoredRun.from_mlflow(name, self._client.get_run(run_id))
+        """The run ``run_id`` of study ``name`` (a child named in a parent's results.csv, say).
+
+        Raises
+        ------
+        ValueError
+            When the store has no run ``run_id``.
+        """
+        try:
+            run = self._client.get_run(run_id) if self._client else None
+        except mlflow.exceptions.MlflowException:
+            run = None
+        if run is None:
+            raise ValueError(
+                f"run id {run_id!r} does not exist in the MLflow store {self.tracking_uri}; "
+                f"accepted: the id of a run of anncore-{name} in this store"
+            )
+        return StoredRun.from_mlflow(name, run)
 
     def metric_history(self, run: StoredRun, key: str) -> pd.DataFrame:
         """Return the logged history of one metric as a frame with columns ``step``, ``value``."""
@@ -219,9 +282,11 @@ class Store:
         Raises
         ------
         FileNotFoundError
-            When the run has no artifact at ``path``.
+            When the run has no artifact at ``path``; the message lists what the folder holds.
+        ValueError
+            When ``path`` is absolute or leaves the run (see :func:`check_artifact_path`).
         """
-        target = self._downloads / run.run_id / path
+        target = self._downloads / run.run_id / check_artifact_path(path)
         if not target.exists():
             try:
                 local = mlflow.artifacts.download_artifacts(
@@ -232,14 +297,24 @@ class Store:
                 )
             except Exception as error:  # MLflow raises its own types for a missing artifact
                 raise FileNotFoundError(
-                    f"run {run.run_id} ({run.experiment_name}) has no artifact {path!r}: {error}"
+                    f"run {run.run_id} ({run.experiment_name}) has no artifact {path!r}; "
+                    f"accepted: {self._artifact_listing(run, path)}"
                 ) from error
             target = Path(local)
         return target
 
+    def _artifact_listing(self, run: StoredRun, path: str) -> str:
+        """The artifacts beside ``path`` in ``run``, for an error message."""
+        folder = path.rpartition("/")[0] or None
+        try:
+            names = sorted(item.path for item in self._client.list_artifacts(run.run_id, folder))
+        except Exception:  # noqa: BLE001 - only decorates an error message
+            names = []
+        return ", ".join(names) if names else f"the run has no artifacts in {folder or 'its root'}"
+
     def has_artifact(self, run: StoredRun, path: str) -> bool:
         """Whether ``run`` logged an artifact at ``path``."""
-        folder = path.rpartition("/")[0] or None
+        folder = check_artifact_path(path).rpartition("/")[0] or None
         return any(item.path == path for item in self._client.list_artifacts(run.run_id, folder))
 
     def load_csv(self, run: StoredRun, path: str, **read_csv: object) -> pd.DataFrame:
