@@ -18,10 +18,19 @@ from mlflow.tracking import MlflowClient
 
 from experiments import benchmark
 from experiments.benchmark_memory import METHOD_RSS, PeakMemory
-from experiments.benchmark_pipelines import PIPELINES, BenchmarkSetup, load_tensors, notebook_datasets, resize
+from experiments.benchmark_pipelines import (
+    PIPELINES,
+    BenchmarkSetup,
+    NotebookClassifier,
+    load_tensors,
+    notebook_datasets,
+    resize,
+)
 
 FIGURES = ("seconds_per_epoch", "samples_per_sec", "peak_memory_mib")
-RATIOS = ("notebook_over_anncore", "anncore_over_floor", "anncore_mlflow_over_anncore")
+TARGET_RATIOS = ("notebook_over_anncore", "anncore_over_floor", "anncore_mlflow_over_anncore")
+RATIOS = (*TARGET_RATIOS, "notebook_over_anncore_with_eval")
+NOTEBOOK_PARAMETER_COUNT = 567_434  # printed by the notebook, section 9
 QUICK_SAMPLES = 4 * 128  # the experiments' --quick: 4 batches of 128 per epoch
 
 
@@ -54,7 +63,8 @@ def test_json_has_every_figure_finite_and_positive(quick_results: dict) -> None:
             assert finite_positive(figures[key]), (name, key, figures[key])
     for key in RATIOS:
         assert finite_positive(results["ratios"][key]), (key, results["ratios"][key])
-        assert isinstance(results["targets"][key]["met"], bool)
+    assert set(results["targets"]) == set(TARGET_RATIOS)
+    assert all(isinstance(target["met"], bool) for target in results["targets"].values())
 
 
 def test_figures_agree_with_what_was_run(quick_results: dict) -> None:
@@ -72,6 +82,9 @@ def test_figures_agree_with_what_was_run(quick_results: dict) -> None:
     assert results["ratios"]["anncore_over_floor"] == pytest.approx(spe["anncore"] / spe["floor"])
     run_s = {name: results["pipelines"][name]["run_seconds"] for name in ("anncore", "anncore_mlflow")}
     assert results["ratios"]["anncore_mlflow_over_anncore"] == pytest.approx(run_s["anncore_mlflow"] / run_s["anncore"])
+    epoch = {name: spe[name] + results["pipelines"][name]["eval_seconds_per_epoch"] for name in ("notebook", "anncore")}
+    assert results["ratios"]["notebook_over_anncore_with_eval"] == pytest.approx(epoch["notebook"] / epoch["anncore"])
+    assert results["pipelines"]["floor"]["eval_seconds_per_epoch"] is None  # the floor does not evaluate
 
 
 def test_optimizer_implementations_are_stated(quick_results: dict) -> None:
@@ -130,6 +143,21 @@ def test_notebook_and_anncore_pipelines_see_the_same_images(tiny_fashion_root: P
         image, label = train_dataset[i]
         assert torch.equal(image, train_data.x[i]) and label == int(train_data.y[i])
     assert torch.equal(train_data.x[650], train_data.x[50])
+
+
+def test_notebook_model_is_the_notebooks_and_starts_like_anncores() -> None:
+    from anncore.models import FashionMNISTClassifier
+    from anncore.trainer import set_seed
+
+    set_seed(0)
+    notebook = NotebookClassifier()
+    set_seed(0)
+    anncore = FashionMNISTClassifier((512, 256, 128), dropout_rate=0.3)
+    assert sum(p.numel() for p in notebook.parameters()) == NOTEBOOK_PARAMETER_COUNT
+    assert repr(notebook.network) == repr(anncore.network)
+    mine, theirs = notebook.state_dict(), anncore.state_dict()
+    assert list(mine) == list(theirs)
+    assert all(torch.equal(mine[key], theirs[key]) for key in mine)
 
 
 def test_resize_takes_the_first_items_or_repeats_cyclically() -> None:
