@@ -18,6 +18,7 @@ from anncore.activations import torch_activation
 
 __all__ = [
     "CustomANN",
+    "Dropout",
     "FashionMNISTClassifier",
     "SimpleANN",
     "architecture_string",
@@ -32,6 +33,23 @@ def _check_size(name: str, value: object) -> int:
     if value < 1:
         raise ValueError(f"{name} must be a positive integer (>= 1), got {value!r}")
     return int(value)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with a faster mask on the CPU; same distribution, same printout.
+
+    Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``, exactly as
+    ``nn.Dropout``. On the CPU torch's Bernoulli kernel made dropout about a fifth of a
+    training epoch of the notebook's classifier; a uniform draw compared with ``p`` halves that
+    cost. The random stream differs from ``nn.Dropout``'s, so runs are reproducible by seed
+    but not bit-identical to a model built with ``nn.Dropout``. Elsewhere (GPU, in-place,
+    ``p`` of 0 or 1, eval mode) it is ``nn.Dropout`` itself.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.inplace or x.device.type != "cpu" or not 0.0 < self.p < 1.0:
+            return super().forward(x)
+        return x * torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
 
 
 def check_layer_sizes(layer_sizes: Sequence[int]) -> list[int]:
@@ -158,7 +176,7 @@ class CustomANN(nn.Module):
             layers += [nn.Linear(fan_in, fan_out), torch_activation(activation)]
             self._output_positions.append(len(layers) - 1)
             if self.dropout_rate > 0:
-                layers.append(nn.Dropout(self.dropout_rate))
+                layers.append(Dropout(self.dropout_rate))
         layers.append(nn.Linear(self.layer_sizes[-2], self.layer_sizes[-1]))
         if output_activation is not None:
             layers.append(torch_activation(output_activation))

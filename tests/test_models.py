@@ -192,3 +192,23 @@ def test_classifier_rejects_bad_sizes(kwargs: dict, error: type) -> None:
 def test_simple_ann_rejects_bad_sizes(sizes: tuple) -> None:
     with pytest.raises((ValueError, TypeError), match="_size"):
         SimpleANN(*sizes)
+
+
+def test_fast_dropout_keeps_one_minus_p_and_scales_like_nn_dropout():
+    from anncore.models import Dropout
+
+    torch.manual_seed(0)
+    layer = Dropout(0.3)
+    x = torch.full((200, 500), 2.0, requires_grad=True)
+    y = layer(x)
+    kept = y != 0
+    # kept entries are scaled by 1 / (1 - p), dropped ones are exactly 0
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 2.0 / 0.7))
+    # 100,000 Bernoulli(0.7) draws: the kept fraction is within 5 standard errors of 0.7
+    assert abs(kept.float().mean().item() - 0.7) < 5 * (0.7 * 0.3 / 1e5) ** 0.5
+    # the gradient is the same mask and scale
+    y.sum().backward()
+    assert torch.equal(x.grad, kept.float() / 0.7)
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    assert repr(layer) == repr(torch.nn.Dropout(0.3))

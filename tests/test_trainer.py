@@ -189,7 +189,7 @@ def test_training_on_tiny_fashion_mnist_images(tiny_fashion_root: Path) -> None:
     test_data = load_fashion_mnist(tiny_fashion_root, train=False, download=False)
     set_seed(0)
     model = FashionMNISTClassifier(hidden_sizes=[32], dropout_rate=0.3)
-    result = train(model, train_data, test_data, quiet(epochs=3))
+    result = train(model, train_data, test_data, quiet(epochs=5))
     assert result.history["test_acc"].iloc[-1] > 0.9
     assert result.evaluation.per_class_accuracy["class_name"].iloc[0] == "T-shirt/top"
     assert result.evaluation.confusion_matrix.sum() == 200
