@@ -8,17 +8,10 @@ The store is also served by a real `mlflow server` and read through its REST API
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import math
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -29,22 +22,14 @@ import pytest
 import requests
 from PIL import Image
 
-from experiments.__main__ import main
 from experiments.registry import EXPERIMENT_NAMES
 from tests.idx_files import FILES
+from tests.mlflow_processes import running_mlflow_server, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1)
 QUICK_EPOCHS = 2
 TIMING_METRICS = {"epoch_time_s", "samples_per_sec", "eval_time_s", "train_time_s"}
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """Call ``main(argv)`` in-process; return (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(argv)
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -413,44 +398,13 @@ def test_rerun_of_a_child_reproduces_its_params_and_metrics(store):
 
 # --- a real tracking server ---------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
     """`mlflow server` on a free loopback port, serving the suite's store."""
-    port = free_port()
     artifacts = tmp_path_factory.mktemp("served-artifacts")
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store["uri"],
-               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1"]
     log = tmp_path_factory.mktemp("server-log") / "server.log"
-    with open(log, "w") as output:
-        # its own session, so that teardown can stop the server together with its workers
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited: {log.read_text()[-2000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"mlflow server did not answer /health: {log.read_text()[-2000:]}")
+    with running_mlflow_server(store["uri"], artifacts, log) as url:
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def search_runs_rest(url: str, experiment_name: str) -> list[dict]:

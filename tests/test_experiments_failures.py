@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 import signal
@@ -18,16 +16,10 @@ import pytest
 import anncore.trainer as trainer
 from experiments.__main__ import main
 from tests.idx_files import write_fashion_mnist
+from tests.mlflow_processes import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 TIMING_METRICS = {"epoch_time_s", "samples_per_sec", "eval_time_s", "train_time_s"}
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(argv)
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import getpass
-import io
 import os
 import re
 import shlex
@@ -38,9 +37,9 @@ import torch
 from mlflow.entities import ViewType
 
 import anncore.trainer as trainer
-from experiments.__main__ import main
 from experiments.registry import EXPERIMENT_NAMES
 from tests.idx_files import write_fashion_mnist
+from tests.mlflow_processes import free_port, run_cli, running_mlflow_server
 
 REPO = Path(__file__).resolve().parent.parent
 TIMING_METRICS = {"epoch_time_s", "samples_per_sec", "eval_time_s", "train_time_s"}
@@ -51,14 +50,6 @@ SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """``main(argv)`` in-process; (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(argv)
-    return status, out.getvalue(), err.getvalue()
-
 
 def client_for(uri: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=uri)
@@ -81,12 +72,6 @@ def runs_of(uri: str, name: str) -> list:
 
 def steps(uri: str, run, key: str) -> dict[int, float]:
     return {m.step: m.value for m in client_for(uri).get_metric_history(run.info.run_id, key)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
@@ -514,36 +499,10 @@ def test_same_experiment_and_seed_twice_gives_identical_epoch_metrics(two_suites
 @pytest.fixture
 def tracking_server(tmp_path):
     """`mlflow server` on a free loopback port with its own new SQLite backend and artifact folder."""
-    port = free_port()
     backend, artifacts = tmp_path / "server" / "mlflow.db", tmp_path / "server" / "artifacts"
     backend.parent.mkdir()
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{backend}",
-               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    log = tmp_path / "server.log"
-    with open(log, "w") as output:  # its own session, so that teardown stops its workers too
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env=subprocess_env())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited: {log.read_text()[-2000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not answer /health: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
+    with running_mlflow_server(f"sqlite:///{backend}", artifacts, tmp_path / "server.log", env=subprocess_env()) as url:
         yield {"url": url, "backend": f"sqlite:///{backend}", "artifacts": artifacts}
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_whole_suite_logs_to_a_real_tracking_server(tracking_server, tiny_fashion_root, tmp_path):
