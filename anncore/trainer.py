@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: tqdm.auto warns in Jupyter kernels without ipywidgets
 
 from anncore.data import BatchIterator, TensorData, move_to_device
 
