@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Iterator
 
 from experiments.benchmark_pipelines import DESCRIPTIONS, PIPELINES, BenchmarkSetup, PipelineRun
-from experiments.cli import OneLineArgumentParser
+from experiments.cli import DEVICES, OneLineArgumentParser
 from experiments.errors import UserInputError
 
-DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_EPOCHS = 5  # the notebook's; the first is the warm-up
 DEFAULT_ROUNDS = 3
 QUICK_EPOCHS = 2
