@@ -273,7 +273,10 @@ def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str
     import torch
 
     from anncore.data import CorruptDatasetError, DatasetNotFoundError, dataset_checksum, load_fashion_mnist
+    from anncore.models import architecture_string
     from anncore.trainer import resolve_device
+    from experiments.baseline import DROPOUT, HIDDEN_SIZES
+    from experiments.benchmark_pipelines import BATCH_SIZE, LEARNING_RATE
     from experiments.settings import QUICK_MAX_BATCHES, QUICK_TEST_SIZE, QUICK_TRAIN_SIZE
 
     try:
@@ -319,10 +322,10 @@ def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str
         "epochs": epochs,
         "warmup_epochs": 1,
         "rounds": rounds,
-        "batch_size": 128,
-        "learning_rate": 1e-3,
-        "architecture": "784-512-256-128-10",
-        "dropout_rate": 0.3,
+        "batch_size": BATCH_SIZE,
+        "learning_rate": LEARNING_RATE,
+        "architecture": architecture_string((28 * 28, *HIDDEN_SIZES, 10)),
+        "dropout_rate": DROPOUT,
         "max_batches": setup.max_batches,
         "quick": bool(args.quick),
         "progress": bool(args.progress),
