@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 from experiments.benchmark_pipelines import DESCRIPTIONS, PIPELINES, BenchmarkSetup, PipelineRun
-from experiments.cli import DEVICES, OneLineArgumentParser
+from experiments.cli import DEVICES, OneLineArgumentParser, _int as parse_int
 from experiments.errors import UserInputError
 
 DEFAULT_EPOCHS = 5  # the notebook's; the first is the warm-up
@@ -53,10 +53,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 def _int_at_least(low: int, what: str):
     def parse(text: str) -> int:
         accepted = f"accepted: {what}, an integer >= {low}"
-        try:
-            value = int(text.strip(), 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer; {accepted}") from None
+        value = parse_int(text, accepted)
         if value < low:
             raise argparse.ArgumentTypeError(f"{text!r} is too small; {accepted}")
         return value
