@@ -37,12 +37,12 @@ from typing import Iterator
 from experiments.benchmark_pipelines import DESCRIPTIONS, PIPELINES, BenchmarkSetup, PipelineRun
 from experiments.cli import DEVICES, OneLineArgumentParser, _int as parse_int
 from experiments.errors import UserInputError
+from experiments.tracking import TRACKING_URI_VARIABLE
 
 DEFAULT_EPOCHS = 5  # the notebook's; the first is the warm-up
 DEFAULT_ROUNDS = 3
 QUICK_EPOCHS = 2
 FULL_TRAIN_SIZE = 60_000  # FashionMNIST's training split, for the "per 60,000 images" figures
-TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 TARGETS: dict[str, tuple[str, float]] = {
     "notebook_over_anncore": (">=", 5.0),
     "anncore_over_floor": ("<=", 1.2),

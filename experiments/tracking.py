@@ -25,6 +25,9 @@ from experiments.errors import UserInputError
 T = TypeVar("T")
 
 EXPERIMENT_PREFIX = "anncore-"
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
+STORE_DIR = "mlruns"  # the default store: <cwd>/mlruns/mlflow.db
+STORE_DB = "mlflow.db"
 SERVER_CHECK_TIMEOUT_S = 3.0
 # A server that goes away mid-suite must fail a run within seconds, not retry for minutes.
 HTTP_ENVIRONMENT = {
@@ -57,8 +60,8 @@ def resolve_tracking_uri(value: str | None = None) -> str:
     UserInputError
         For a file path, ``file:`` URI or any other unsupported scheme.
     """
-    from_environment = not value and bool(os.environ.get("MLFLOW_TRACKING_URI"))
-    uri = value or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    from_environment = not value and bool(os.environ.get(TRACKING_URI_VARIABLE))
+    uri = value or os.environ.get(TRACKING_URI_VARIABLE) or f"sqlite:///{Path.cwd() / STORE_DIR / STORE_DB}"
     try:
         check_tracking_uri(uri)
     except UserInputError as error:

@@ -21,10 +21,16 @@ from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from experiments.registry import EXPERIMENT_NAMES
-from experiments.tracking import EXPERIMENT_PREFIX, check_tracking_uri, resolve_tracking_uri, sqlite_database_path
+from experiments.tracking import (
+    EXPERIMENT_PREFIX,
+    STORE_DB,
+    STORE_DIR,
+    TRACKING_URI_VARIABLE,
+    check_tracking_uri,
+    resolve_tracking_uri,
+    sqlite_database_path,
+)
 
-STORE_DIR = "mlruns"
-STORE_DB = "mlflow.db"
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -43,7 +49,7 @@ def find_tracking_uri(start: Path | str | None = None) -> str:
         at or above ``start``; else the experiments' default store in the working directory
         (all through ``experiments.tracking.resolve_tracking_uri``, which also validates it).
     """
-    if os.environ.get("MLFLOW_TRACKING_URI"):
+    if os.environ.get(TRACKING_URI_VARIABLE):
         return resolve_tracking_uri()
     here = Path(start or Path.cwd()).resolve()
     for directory in (here, *here.parents):
