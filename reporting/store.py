@@ -275,13 +275,6 @@ class Store:
             )
         return StoredRun.from_mlflow(name, run)
 
-    def metric_history(self, run: StoredRun, key: str) -> pd.DataFrame:
-        """Return the logged history of one metric as a frame with columns ``step``, ``value``."""
-        history = self._client.get_metric_history(run.run_id, key)
-        return pd.DataFrame(
-            {"step": [m.step for m in history], "value": [m.value for m in history]}
-        )
-
     def artifact_file(self, run: StoredRun, path: str) -> Path:
         """Download (once) and return the local path of artifact ``path`` of ``run``.
 
