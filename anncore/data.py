@@ -281,6 +281,12 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
+def _seeded_generator(seed: object) -> torch.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
 class BatchIterator:
     """Mini-batches of a ``TensorData``, shuffled by a seeded index permutation.
 
@@ -315,10 +321,8 @@ class BatchIterator:
         self.data = data
         self.batch_size = _positive_int("batch_size", batch_size)
         self.max_batches = None if max_batches is None else _positive_int("max_batches", max_batches)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an integer, got {seed!r}")
+        self.generator = _seeded_generator(seed)
         self.shuffle = bool(shuffle)
-        self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         n_batches = -(-len(self.data) // self.batch_size)
@@ -363,9 +367,7 @@ def make_synthetic_classes(n_per_class: int = 100, seed: int = 0) -> TensorData:
         ``x`` float32 (4 * n_per_class, 2), ``y`` int64, grouped by class.
     """
     _positive_int("n_per_class", n_per_class)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = _seeded_generator(seed)
     centres = torch.tensor([[2.0, 2.0], [-2.0, 2.0], [-2.0, -2.0], [2.0, -2.0]])
     y = torch.arange(4).repeat_interleave(n_per_class)
     x = centres[y] + 0.75 * torch.randn(len(y), 2, generator=generator)
