@@ -32,12 +32,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from experiments.benchmark_pipelines import DESCRIPTIONS, PIPELINES, BenchmarkSetup, PipelineRun
 from experiments.cli import DEVICES, OneLineArgumentParser, _int as parse_int
 from experiments.errors import UserInputError
-from experiments.tracking import TRACKING_URI_VARIABLE
 
 DEFAULT_EPOCHS = 5  # the notebook's; the first is the warm-up
 DEFAULT_ROUNDS = 3
@@ -331,24 +329,8 @@ def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str
     return setup, settings
 
 
-@contextlib.contextmanager
-def restored_tracking_uri() -> Iterator[None]:
-    """Put MLflow's tracking URI back afterwards, and ``$MLFLOW_TRACKING_URI``, which setting it changes."""
-    import mlflow
-
-    environment_uri = os.environ.get(TRACKING_URI_VARIABLE)
-    explicit = mlflow.get_tracking_uri() if environment_uri is None and mlflow.is_tracking_uri_set() else None
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(explicit)  # None: unset again, which also removes the variable
-        if environment_uri is not None:
-            os.environ[TRACKING_URI_VARIABLE] = environment_uri
-
-
 def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     """Measure every pipeline and return the results (also written/logged as asked)."""
-    import mlflow
     import torch
 
     from experiments import runs, tracking
@@ -357,7 +339,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     setup, settings = _setup_from_args(args)
     with contextlib.ExitStack() as stack:
         uri = _store_uri(args, stack)
-        stack.enter_context(restored_tracking_uri())
+        stack.enter_context(tracking.restored_tracking_uri())
         tracking.connect(uri)
         params = {key: ("none" if value is None else value) for key, value in settings.items() if key != "data_dir"}
         with runs.tracked_run(benchmark_settings(setup), "benchmark", role="parent", run_name="benchmark",

@@ -153,6 +153,21 @@ def with_retry(function: Callable[..., T], *args: object, **kwargs: object) -> T
 
 
 @contextmanager
+def restored_tracking_uri() -> Iterator[None]:
+    """Put MLflow's tracking URI back afterwards, and ``$MLFLOW_TRACKING_URI``, which setting it changes."""
+    import mlflow
+
+    environment_uri = os.environ.get(TRACKING_URI_VARIABLE)
+    explicit = mlflow.get_tracking_uri() if environment_uri is None and mlflow.is_tracking_uri_set() else None
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(explicit)  # None: unset again, which also removes the variable
+        if environment_uri is not None:
+            os.environ[TRACKING_URI_VARIABLE] = environment_uri
+
+
+@contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
     """Serialise first-time setup of one SQLite store across processes (schema migrations race)."""
     digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
