@@ -1,7 +1,7 @@
 """Train one model inside the active MLflow run and log everything the contract asks of a training run.
 
 Params: the hyperparameters, architecture, activation, dropout, parameter count and dataset.
-Metrics: per-epoch series (``step = epoch``, one call per epoch from the trainer callback),
+Metrics: per-epoch series (``step = epoch``, written in batches by ``runs.EpochMetricsLogger``),
 then ``final_train_loss``, ``final_train_acc``, ``final_test_loss``, ``final_test_acc`` and
 ``train_time_s`` (sum of the epochs' training time, evaluation excluded).
 Artifacts: ``history.csv``.
@@ -9,6 +9,7 @@ Artifacts: ``history.csv``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -91,11 +92,19 @@ def train_logged(
             **(extra_params or {}),
         }
     )
-    result = train(model, train_data, test_data, config, callbacks=[runs.EpochMetricsLogger()])
+    metrics_logger = runs.EpochMetricsLogger()
+    try:
+        result = train(model, train_data, test_data, config, callbacks=[metrics_logger])
+    except BaseException:
+        # Keep the epochs that finished before the failure or interruption; the error itself
+        # matters more than a failed write, so a second error here does not replace it.
+        with contextlib.suppress(Exception):
+            metrics_logger.flush()
+        raise
     history = result.history
     last = history.iloc[-1]
-    runs.log_metrics(
-        {
+    metrics_logger.flush(
+        final={
             "final_train_loss": last["train_loss"],
             "final_train_acc": last["train_acc"],
             "final_test_loss": last["test_loss"],
