@@ -9,6 +9,7 @@ from charts.activations import activation_comparison, activation_curves, elu_alp
 from charts.classes import confusion_matrix, per_class_accuracy
 from charts.comparison import arm_comparison, grad_norm_curves
 from charts.export import chart_html_fragment, inline_vega_scripts, save_html, save_png, to_png, to_svg
+from charts.performance import pipeline_seconds
 from charts.synthetic import decision_regions
 from charts.training import training_curves
 
@@ -23,6 +24,7 @@ __all__ = [
     "grad_norm_curves",
     "inline_vega_scripts",
     "per_class_accuracy",
+    "pipeline_seconds",
     "save_html",
     "save_png",
     "to_png",

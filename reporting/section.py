@@ -25,7 +25,8 @@ class Section:
     Parameters
     ----------
     name : str
-        The study (an experiments name such as ``"baseline"``).
+        The study: an experiment's name such as ``"baseline"``, or ``"benchmark"``
+        (``reporting.store.STUDY_NAMES``).
     """
 
     def __init__(self, name: str) -> None:

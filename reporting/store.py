@@ -59,17 +59,38 @@ def find_tracking_uri(start: Path | str | None = None) -> str:
     return resolve_tracking_uri()
 
 
+# Studies the report shows that are not experiments of ``python -m experiments``: each logs into
+# its own ``anncore-<name>`` experiment, made by its own command.
+OTHER_STUDY_COMMANDS: dict[str, str] = {
+    "benchmark": "python -m experiments.benchmark --data-dir <data-dir> --log-mlflow",
+}
+STUDY_NAMES: tuple[str, ...] = (*EXPERIMENT_NAMES, *OTHER_STUDY_COMMANDS)
+
+
 def run_command(name: str) -> str:
     """The shell command that produces the runs of study ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``STUDY_NAMES``: an experiment of the suite, or ``"benchmark"``.
+
+    Returns
+    -------
+    str
+        ``python -m experiments run <name>`` for an experiment; the study's own command
+        (from ``OTHER_STUDY_COMMANDS``) otherwise.
 
     Raises
     ------
     ValueError
-        For a name that is not one of the experiments' names.
+        For a name that is not one of ``STUDY_NAMES``.
     """
-    if name not in EXPERIMENT_NAMES:
-        raise ValueError(f"unknown experiment {name!r}; accepted: {', '.join(EXPERIMENT_NAMES)}")
-    return f"python -m experiments run {name}"
+    if name in EXPERIMENT_NAMES:
+        return f"python -m experiments run {name}"
+    if name in OTHER_STUDY_COMMANDS:
+        return OTHER_STUDY_COMMANDS[name]
+    raise ValueError(f"unknown experiment {name!r}; accepted: {', '.join(STUDY_NAMES)}")
 
 
 def check_artifact_path(path: object) -> str:
@@ -217,7 +238,7 @@ class Store:
         Raises
         ------
         ValueError
-            For a name that is not one of the experiments' names.
+            For a name that is not one of ``STUDY_NAMES``.
         """
         run_command(name)  # validates the name
         if self._client is None:

@@ -102,6 +102,9 @@ CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover"]
 PER_CLASS = pd.DataFrame({"class_index": [0, 1, 2], "class_name": CLASS_NAMES,
                           "correct": [80, 95, 70], "total": [100, 100, 100], "accuracy": [0.8, 0.95, 0.7]})
 CONFUSION = pd.DataFrame([[80, 5, 15], [2, 95, 3], [20, 10, 70]], index=CLASS_NAMES, columns=CLASS_NAMES)
+PIPELINE_FIGURES = pd.DataFrame({"pipeline": ["notebook", "floor", "anncore", "anncore_mlflow"],
+                                 "seconds_per_60000_images": [77.714, 68.48, 1234.5, 2.3549],
+                                 "description": ["per-sample transforms", "bare loop", "trainer", "trainer + MLflow"]})
 
 BUILDERS = {
     "activation_curves": lambda: charts.activation_curves(ACTIVATIONS),
@@ -114,6 +117,7 @@ BUILDERS = {
     "decision_regions": lambda: charts.decision_regions(*decision_tables()),
     "per_class_accuracy": lambda: charts.per_class_accuracy(PER_CLASS),
     "confusion_matrix": lambda: charts.confusion_matrix(CONFUSION),
+    "pipeline_seconds": lambda: charts.pipeline_seconds(PIPELINE_FIGURES),
 }
 
 
@@ -437,6 +441,31 @@ def test_confusion_matrix_shows_every_count_in_its_cell():
 def test_confusion_matrix_rejects_mismatched_labels():
     with pytest.raises(ValueError, match=r"same class names.*index_col=0"):
         charts.confusion_matrix(CONFUSION.reset_index())
+
+
+# ----------------------------------------------------------------------------- performance
+
+
+def test_pipeline_seconds_draws_a_labelled_bar_per_pipeline_in_table_order():
+    marks = rendered_marks(charts.pipeline_seconds(PIPELINE_FIGURES))
+    (bars,) = [m for m in marks if m["marktype"] == "rect"]
+    (labels,) = [m for m in marks if m["marktype"] == "text"]
+    seconds = PIPELINE_FIGURES["seconds_per_60000_images"]
+    assert [description_field(bar, "pipeline") for bar in bars["items"]] == list(PIPELINE_FIGURES["pipeline"])
+    assert [bar["y"] for bar in bars["items"]] == sorted(bar["y"] for bar in bars["items"])  # top to bottom
+    assert_affine([bar["x"] + bar["width"] for bar in bars["items"]], seconds)
+    assert {bar["x"] for bar in bars["items"]} == {0}  # bars start at zero seconds
+    assert [item["text"] for item in labels["items"]] == ["77.7", "68.5", "1,230", "2.35"]  # 3 significant digits
+    assert description_field(bars["items"][0], "what it runs") == "per-sample transforms"
+
+
+def test_pipeline_seconds_rejects_missing_columns_and_bad_times():
+    with pytest.raises(ValueError, match=r"missing columns \['seconds_per_60000_images'\]"):
+        charts.pipeline_seconds(PIPELINE_FIGURES[["pipeline"]])
+    for bad in (float("nan"), -1.0, float("inf")):
+        table = PIPELINE_FIGURES.assign(seconds_per_60000_images=[1.0, bad, 2.0, 3.0])
+        with pytest.raises(ValueError, match="finite numbers >= 0; got floor="):
+            charts.pipeline_seconds(table)
 
 
 # ----------------------------------------------------------------------------- export

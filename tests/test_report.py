@@ -1,8 +1,9 @@
 """The Quarto report, end to end without Quarto: the experiments fill a temporary MLflow store
-(``python -m experiments run all --quick`` on the tiny dataset), then every chunk of every
-``.qmd`` runs, in order, in a real Jupyter kernel started in ``report/`` and pointed at that
-store. A second store holding only the hand calculations checks the missing-run messages.
-The documents themselves are parsed with pandoc.
+(``python -m experiments run all --quick`` and ``python -m experiments.benchmark --quick
+--log-mlflow`` on the tiny dataset), then every chunk of every ``.qmd`` runs, in order, in a
+real Jupyter kernel started in ``report/`` and pointed at that store. A second store holding
+only the hand calculations checks the missing-run messages. The documents themselves are
+parsed with pandoc.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from mlflow.tracking import MlflowClient
 
 from anncore.worked_examples import WORKED_EXAMPLES, notebook_discrepancies
 from experiments.registry import EXPERIMENT_NAMES
+from reporting.store import run_command
 from reporting.study_findings import display_name
+from tests.benchmark_runs import log_quick_benchmark
 from tests.qmd_notebook import cells_by_label, execute_notebook, expand_includes, outputs_of, qmd_notebook
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +49,7 @@ CHART_CELLS = {
     "activation-study-curves": "activation_study",
     "activation-study-chart": "activation_study",
     "activation-study-gradients": "activation_study",
+    "performance-chart": "benchmark",
 }
 # chunk label -> experiment, for chunks that show results only when the run exists
 RESULT_CELLS = {
@@ -60,6 +64,9 @@ RESULT_CELLS = {
     "activation-study-table": "activation_study",
     "activation-study-findings": "activation_study",
     "simple-ann": "simple_ann",
+    "performance-pipelines": "benchmark",
+    "performance-ratios": "benchmark",
+    "performance-findings": "benchmark",
 }
 STATUS_CELLS = {
     "activations-status": "activations",
@@ -69,7 +76,10 @@ STATUS_CELLS = {
     "baseline-status": "baseline",
     "depth-status": "depth",
     "activation-study-status": "activation_study",
+    "performance-status": "benchmark",
 }
+# every study whose latest run the report shows: the suite's experiments and the benchmark
+STUDIES = (*EXPERIMENT_NAMES, "benchmark")
 
 
 def run_experiments(names: list[str], data_dir: Path, store: Path) -> str:
@@ -94,7 +104,10 @@ def execute_report(uri: str):
 
 @pytest.fixture(scope="module")
 def full_store(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return run_experiments(["all"], tiny_fashion_root, tmp_path_factory.mktemp("full-store"))
+    store = tmp_path_factory.mktemp("full-store")
+    uri = run_experiments(["all"], tiny_fashion_root, store)
+    assert log_quick_benchmark(tiny_fashion_root, store) == uri
+    return uri
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +117,10 @@ def full_report(full_store: str):
 
 @pytest.fixture(scope="module")
 def latest_runs(full_store: str) -> dict:
-    """The latest finished top-level run of each experiment, asked of MLflow directly."""
+    """The latest finished top-level run of each study, asked of MLflow directly."""
     client = MlflowClient(full_store)
     latest = {}
-    for name in EXPERIMENT_NAMES:
+    for name in STUDIES:
         experiment = client.get_experiment_by_name(f"anncore-{name}")
         (run,) = client.search_runs(
             [experiment.experiment_id],
@@ -200,9 +213,10 @@ def test_sample_image_grid_is_the_baseline_artifact(full_report, latest_runs, fu
 
 def test_provenance_names_every_run_its_time_and_device(full_report, latest_runs) -> None:
     md = markdown_of(cells_by_label(full_report)["provenance"])
-    for name, run in latest_runs.items():
+    experiments = {name: latest_runs[name] for name in EXPERIMENT_NAMES}
+    for name, run in experiments.items():
         assert f"`{run.info.run_id[:8]}`" in md, name
-    devices = {run.data.params["device"] for run in latest_runs.values()}
+    devices = {run.data.params["device"] for run in experiments.values()}
     assert all(f"`{device}`" in md for device in devices)
     assert "made between" in md and "UTC" in md
 
@@ -276,7 +290,7 @@ def test_missing_experiments_show_the_command_instead_of_results(partial_report)
         if name == "hand_calculations":
             assert "Results from run" in md
         else:
-            assert "No results yet" in md and f"python -m experiments run {name}" in md, label
+            assert "No results yet" in md and run_command(name) in md, label
     for label in RESULT_CELLS:
         assert cells[label].outputs == [], label
     todo = WORKED_EXAMPLES["todo_3_2_1"].solve()
@@ -322,7 +336,7 @@ def test_index_front_matter_and_includes() -> None:
     meta = document["meta"]
     assert {"title", "subtitle", "abstract", "date"} <= set(meta)
     includes = re.findall(r"\{\{< include (\S+) >\}\}", INDEX.read_text())
-    assert [(REPORT / name).is_file() for name in includes] == [True] * 8
+    assert [(REPORT / name).is_file() for name in includes] == [True] * 9
 
 
 def test_quarto_project_formats() -> None:

@@ -114,7 +114,8 @@ def test_store_is_found_upward_from_report_folder(store_runs, tmp_path: Path, mo
 
 def test_run_command_names_the_accepted_experiments() -> None:
     assert run_command("depth") == "python -m experiments run depth"
-    with pytest.raises(ValueError, match=r"unknown experiment 'deep'; accepted: .*activation_study"):
+    assert run_command("benchmark") == "python -m experiments.benchmark --data-dir <data-dir> --log-mlflow"
+    with pytest.raises(ValueError, match=r"unknown experiment 'deep'; accepted: .*activation_study.*benchmark"):
         run_command("deep")
 
 

@@ -1,0 +1,167 @@
+"""reporting.sections.performance against a real quick benchmark logged into a temporary store.
+
+Every table cell, target verdict, chart bar and sentence is compared with the run's own
+``benchmark.json``, downloaded from MLflow directly; a store without a benchmark run shows the
+command that makes one and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from reporting.sections import performance
+from reporting.sections.performance import PIPELINE_FIGURES, figure, target_text
+from tests.benchmark_runs import log_quick_benchmark
+from tests.test_charts import assert_affine, rendered_marks
+
+
+@pytest.fixture(scope="module")
+def benchmark_store(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return log_quick_benchmark(tiny_fashion_root, tmp_path_factory.mktemp("benchmark-store"))
+
+
+@pytest.fixture(scope="module")
+def logged(benchmark_store: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, dict, int]:
+    """The benchmark's parent run, its benchmark.json and its number of child runs, from MLflow directly."""
+    client = MlflowClient(benchmark_store)
+    experiment = client.get_experiment_by_name("anncore-benchmark")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`anncore.role` = 'parent'")
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    local = client.download_artifacts(parent.info.run_id, "benchmark.json", str(tmp_path_factory.mktemp("json")))
+    return parent, json.loads(Path(local).read_text()), len(children)
+
+
+@pytest.fixture
+def report_store(benchmark_store: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the report's helpers at the benchmark's store, as the render's environment does."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", benchmark_store)
+    return benchmark_store
+
+
+def table_rows(markdown: str) -> list[dict[str, str]]:
+    """The body rows of the first pipe table in ``markdown``, keyed by header."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    header, _rule, *body = lines
+
+    def cells(line: str) -> list[str]:
+        return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+    return [dict(zip(cells(header), cells(line))) for line in body]
+
+
+def as_number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+# --- the section with a benchmark run ------------------------------------------------------
+
+
+def test_status_cites_the_run_and_its_settings(report_store: str, logged) -> None:
+    parent, results, children = logged
+    settings, environment = results["settings"], results["environment"]
+    md = performance.status().data
+    assert f"`{parent.info.run_id[:8]}`" in md and "anncore-benchmark" in md
+    assert f"with {children} child run" in md
+    assert f"{settings['train_size']:,} images ({settings['train_size_mode']})" in md
+    assert f"evaluated on {settings['test_size']:,}" in md and f"batches of {settings['batch_size']}" in md
+    assert f"{settings['epochs']} epochs per run" in md and f"in {settings['rounds']} round" in md
+    assert f"`{environment['device']}` ({environment['device_name']})" in md
+    assert f"{environment['torch_threads']} torch threads on {environment['cpu_count']} CPUs" in md
+    assert f"{settings['load_average_start']:.2f} at the start and {settings['load_average_end']:.2f} at the end" in md
+    assert ("quick mode" in md) == settings["quick"]
+
+
+def test_pipeline_table_cells_are_the_runs_figures(report_store: str, logged) -> None:
+    parent, results, _ = logged
+    md = performance.pipeline_table().data
+    rows = table_rows(md)
+    assert [row["pipeline"] for row in rows] == [f"`{name}`" for name in results["pipelines"]]
+    for row, figures in zip(rows, results["pipelines"].values()):
+        assert row["what it runs"] == figures["description"] and row["optimizer"] == figures["optimizer"]
+        for header, key in PIPELINE_FIGURES.items():
+            value = figures[key]
+            assert row[header] == figure(value), (row["pipeline"], header)
+            if value is None:
+                assert row[header] == "—"
+            else:  # three significant digits of the logged value
+                assert as_number(row[header]) == pytest.approx(value, rel=5e-3), (row["pipeline"], header)
+    assert f"(MLflow run `{parent.info.run_id[:8]}`)" in md
+
+
+def test_ratio_table_shows_every_ratio_against_its_target(report_store: str, logged) -> None:
+    _, results, _ = logged
+    rows = table_rows(performance.ratio_table().data)
+    assert [row["ratio"] for row in rows] == [f"`{name}`" for name in results["ratios"]]
+    for row, (name, value) in zip(rows, results["ratios"].items()):
+        assert row["value"] == f"{value:.2f}"
+        target = results["targets"].get(name)
+        if target is None:
+            assert (row["target"], row["result"]) == ("—", "—"), name
+        else:
+            assert row["target"] == target_text(target["target"]) and target["target"].split()[-1] in row["target"]
+            assert row["result"] == ("met" if target["met"] else "missed"), name
+    assert {row["result"] for row in rows} - {"—"}, "the run has targets"
+
+
+def test_chart_draws_one_labelled_bar_per_pipeline(report_store: str, logged) -> None:
+    parent, results, _ = logged
+    outputs = performance.pipeline_chart()
+    chart_output, source = outputs.parts
+    seconds = [figures["seconds_per_60000_images"] for figures in results["pipelines"].values()]
+    marks = rendered_marks(chart_output.chart)
+    (bars,) = [m for m in marks if m["marktype"] == "rect"]
+    (labels,) = [m for m in marks if m["marktype"] == "text"]
+    assert len(bars["items"]) == len(labels["items"]) == len(results["pipelines"])
+    assert_affine([bar["x"] + bar["width"] for bar in bars["items"]], seconds)
+    for label, value in zip(labels["items"], seconds):
+        assert as_number(label["text"]) == pytest.approx(value, rel=5e-3)
+    assert f"`{parent.info.run_id[:8]}`" in source.data
+
+
+def test_findings_name_each_target_met_or_missed_and_the_fastest_pipeline(report_store: str, logged) -> None:
+    _, results, _ = logged
+    md = performance.findings().data
+    targets, ratios = results["targets"], results["ratios"]
+    met = sum(target["met"] for target in targets.values())
+    counted = {len(targets): f"met all {met} of its", 0: f"met none of its {len(targets)}"}.get(
+        met, f"met {met} of its {len(targets)}"
+    )
+    assert counted in md
+    for name, target in targets.items():
+        assert f"`{name}` ({ratios[name]:.2f}, target {target_text(target['target'])})" in md
+    seconds = {name: figures["seconds_per_60000_images"] for name, figures in results["pipelines"].items()}
+    assert f"fastest pipeline is `{min(seconds, key=seconds.get)}`" in md
+    assert f"the slowest `{max(seconds, key=seconds.get)}`" in md
+
+
+# --- a store without a benchmark run -------------------------------------------------------
+
+
+def test_missing_run_names_the_command_and_shows_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    md = performance.status().data
+    assert "No results yet" in md and "`anncore-benchmark`" in md
+    assert "python -m experiments.benchmark --data-dir <data-dir> --log-mlflow" in md
+    for chunk in (performance.pipeline_table, performance.ratio_table, performance.pipeline_chart, performance.findings):
+        assert chunk() is None, chunk.__name__
+
+
+# --- formatting ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.66316, "0.663"), (77.714, "77.7"), (0.0021706, "0.00217"), (2758.675, "2,759"), (25479.08, "25,479"),
+     (0.0, "0"), (None, "—"), (float("nan"), "—")],
+)  # fmt: skip
+def test_figures_keep_three_significant_digits_in_plain_notation(value: float | None, text: str) -> None:
+    assert figure(value) == text
+
+
+def test_targets_show_their_relation_as_a_symbol() -> None:
+    assert target_text(">= 5") == "≥ 5" and target_text("<= 1.05") == "≤ 1.05"
