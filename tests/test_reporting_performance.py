@@ -98,7 +98,7 @@ def test_ratio_table_shows_every_ratio_against_its_target(report_store: str, log
     rows = table_rows(performance.ratio_table().data)
     assert [row["ratio"] for row in rows] == [f"`{name}`" for name in results["ratios"]]
     for row, (name, value) in zip(rows, results["ratios"].items()):
-        assert row["value"] == f"{value:.2f}"
+        assert row["value"] == f"{value:.3f}"
         target = results["targets"].get(name)
         if target is None:
             assert (row["target"], row["result"]) == ("—", "—"), name
@@ -133,7 +133,7 @@ def test_findings_name_each_target_met_or_missed_and_the_fastest_pipeline(report
     )
     assert counted in md
     for name, target in targets.items():
-        assert f"`{name}` ({ratios[name]:.2f}, target {target_text(target['target'])})" in md
+        assert f"`{name}` ({ratios[name]:.3f}, target {target_text(target['target'])})" in md
     seconds = {name: figures["seconds_per_60000_images"] for name, figures in results["pipelines"].items()}
     assert f"fastest pipeline is `{min(seconds, key=seconds.get)}`" in md
     assert f"the slowest `{max(seconds, key=seconds.get)}`" in md

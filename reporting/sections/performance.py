@@ -68,8 +68,8 @@ def figure(value: float | None, digits: int = 3) -> str:
 
 
 def ratio_text(value: float | None) -> str:
-    """A ratio with two decimals (``3.57``), or ``—`` when there is none."""
-    return NO_VALUE if value is None or not math.isfinite(value) else f"{value:.2f}"
+    """A ratio with three decimals (``3.571``; two would show 1.0504 as the bound 1.05 it missed), or ``—``."""
+    return NO_VALUE if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
 def target_text(target: str) -> str:
