@@ -134,6 +134,7 @@ def pipeline_figures(name: str, measurements: list[Measurement]) -> dict[str, ob
     """Pipeline ``name``'s figures from its runs (see the module docstring)."""
     runs = [m.run for m in measurements]
     seconds = _median_after_warmup([run.epoch_seconds for run in runs])
+    outside = [outside_epochs_seconds(run) for run in runs]
     samples = runs[0].samples_per_epoch
     return {
         "seconds_per_epoch": seconds,
@@ -147,11 +148,11 @@ def pipeline_figures(name: str, measurements: list[Measurement]) -> dict[str, ob
         "peak_memory_method": measurements[0].memory_method,
         "optimizer": runs[0].optimizer,
         "description": DESCRIPTIONS[name],
-        "outside_epochs_seconds": statistics.median(outside_epochs_seconds(run) for run in runs),
+        "outside_epochs_seconds": statistics.median(outside),
         "epoch_seconds": [run.epoch_seconds for run in runs],
         "eval_seconds": [run.eval_seconds for run in runs],
         "run_seconds_each": [run.run_seconds for run in runs],
-        "outside_epochs_seconds_each": [outside_epochs_seconds(run) for run in runs],
+        "outside_epochs_seconds_each": outside,
     }
 
 
@@ -172,11 +173,11 @@ def logging_seconds_per_run(figures: dict[str, dict[str, object]]) -> float:
     return statistics.median(logged - plain for logged, plain in pairs)
 
 
-def ratios(figures: dict[str, dict[str, object]]) -> dict[str, float]:
+def ratios(figures: dict[str, dict[str, object]], logging_seconds: float) -> dict[str, float]:
     """The three target ratios, and two more without a target (see the module docstring).
 
     notebook / anncore and anncore / floor divide seconds per epoch (training pass);
-    anncore_mlflow / anncore is 1 + :func:`logging_seconds_per_run` / anncore's run seconds;
+    anncore_mlflow / anncore is 1 + ``logging_seconds`` (:func:`logging_seconds_per_run`) / anncore's run seconds;
     ``anncore_mlflow_over_anncore_whole_runs`` divides the two pipelines' median run seconds;
     ``notebook_over_anncore_with_eval`` divides training pass plus evaluation per epoch, which
     is what one epoch of the notebook's ``train_model`` does.
@@ -187,7 +188,7 @@ def ratios(figures: dict[str, dict[str, object]]) -> dict[str, float]:
     return {
         "notebook_over_anncore": spe["notebook"] / spe["anncore"],
         "anncore_over_floor": spe["anncore"] / spe["floor"],
-        "anncore_mlflow_over_anncore": 1 + logging_seconds_per_run(figures) / run_seconds["anncore"],
+        "anncore_mlflow_over_anncore": 1 + logging_seconds / run_seconds["anncore"],
         "anncore_mlflow_over_anncore_whole_runs": run_seconds["anncore_mlflow"] / run_seconds["anncore"],
         "notebook_over_anncore_with_eval": with_eval["notebook"] / with_eval["anncore"],
     }
@@ -380,12 +381,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
             measurements = measure(setup, settings["rounds"])
             settings["load_average_end"] = os.getloadavg()[0]
             figures = {name: pipeline_figures(name, measurements[name]) for name in PIPELINES}
-            measured = ratios(figures)
+            logging_seconds = logging_seconds_per_run(figures)
+            measured = ratios(figures, logging_seconds)
             results = {
                 "pipelines": figures,
                 "ratios": measured,
                 "targets": targets_met(measured),
-                "logging_seconds_per_run": logging_seconds_per_run(figures),
+                "logging_seconds_per_run": logging_seconds,
                 "settings": settings,
                 "environment": environment(setup.device),
                 "mlflow": {"logged": bool(args.log_mlflow or args.tracking_uri),

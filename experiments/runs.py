@@ -67,11 +67,16 @@ def log_params(params: Mapping[str, object]) -> None:
     tracking.with_retry(mlflow.log_params, clean)
 
 
+def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """``metrics`` as floats, without the NaN values (e.g. a target never reached)."""
+    return {key: float(value) for key, value in metrics.items() if not math.isnan(float(value))}
+
+
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     """Log finite metrics in one call; NaN values (e.g. a target never reached) are left out."""
     import mlflow
 
-    finite = {key: float(value) for key, value in metrics.items() if not math.isnan(float(value))}
+    finite = finite_metrics(metrics)
     if finite:
         tracking.with_retry(mlflow.log_metrics, finite, step=step)
 
@@ -207,9 +212,7 @@ class EpochMetricsLogger:
         from mlflow.entities import Metric
 
         timestamp = int(time.time() * 1000)
-        self._pending.extend(
-            Metric(key, float(value), timestamp, step) for key, value in metrics.items() if not math.isnan(float(value))
-        )
+        self._pending.extend(Metric(key, value, timestamp, step) for key, value in finite_metrics(metrics).items())
 
     def flush(self, final: Mapping[str, float] | None = None) -> None:
         """Write the collected epochs, plus ``final`` metrics (step 0) if given, in one call."""
