@@ -9,11 +9,14 @@ for each other's locks instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import random
+import signal
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,11 +143,47 @@ def is_database_locked(error: BaseException) -> bool:
     return "database is locked" in str(error).lower()
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block ends, then deliver them to their handlers.
+
+    A SQLite write cut short by Ctrl-C inside its transaction leaves the connection holding
+    the database lock, and every later write, the run's own KILLED status included, then
+    waits on that lock. While the block runs, the two signals are only recorded; afterwards
+    the previous handlers are put back and each recorded signal is raised again for them.
+    Outside the main thread (where Python cannot set handlers) nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: installed outside Python, cannot be put back
+            previous[signum] = signal.signal(signum, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
+
+
 def with_retry(function: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Call ``function``, retrying with exponential backoff while SQLite reports "database is locked"."""
+    """Call ``function``, retrying with exponential backoff while SQLite reports "database is locked".
+
+    With a SQLite store, each call runs with :func:`signals_held`, so an interruption lands
+    between writes, not inside one; the waits between attempts stay interruptible.
+    """
+    import mlflow
+
+    hold = signals_held if mlflow.get_tracking_uri().startswith("sqlite:") else contextlib.nullcontext
     for attempt in range(LOCK_RETRY_ATTEMPTS):
         try:
-            return function(*args, **kwargs)
+            with hold():
+                return function(*args, **kwargs)
         except Exception as error:
             if attempt == LOCK_RETRY_ATTEMPTS - 1 or not is_database_locked(error):
                 raise
