@@ -26,7 +26,8 @@ from experiments.provenance import git_commit, package_versions
 from experiments.settings import RunSettings
 
 MAX_TAG_LENGTH = 5000
-METRICS_FLUSH_EVERY_S = 5.0  # EpochMetricsLogger: least time between two writes while training
+METRICS_FLUSH_EVERY_S = 5.0  # EpochMetricsLogger: least time between two writes while training...
+MAX_METRICS_PER_WRITE = 1000  # ...unless this many are waiting (MLflow's limit for one log_batch call)
 
 
 def common_params(settings: RunSettings, seed: int | None = None) -> dict[str, object]:
@@ -178,8 +179,9 @@ class EpochMetricsLogger:
     Every numeric column of the epoch's history row (losses, accuracies, ``epoch_time_s``,
     ``samples_per_sec``, ``eval_time_s`` and ``grad_norm/layerN`` when tracked) is kept with
     ``step = epoch`` and the time the epoch ended. The rows reach the store in one
-    ``log_batch`` call once ``flush_every_s`` seconds have passed since the last write, so a
-    long run still shows its curves in the MLflow UI as it trains, and in one last call from
+    ``log_batch`` call once ``flush_every_s`` seconds have passed since the last write (or
+    ``MAX_METRICS_PER_WRITE`` metrics wait, when epochs are very short), so a long run still
+    shows its curves in the MLflow UI as it trains, and in one last call from
     :meth:`flush`, which the caller makes when training ends, normally or not.
 
     Why not a call per epoch: one synchronous write costs 10-20 ms on SQLite, about 7 % of a
@@ -205,7 +207,8 @@ class EpochMetricsLogger:
 
     def __call__(self, epoch: int, row: Mapping[str, float], model: object) -> None:
         self._add(row_metrics(row), step=int(epoch))
-        if time.monotonic() - self._last_write >= self.flush_every_s:
+        waited = time.monotonic() - self._last_write >= self.flush_every_s
+        if waited or len(self._pending) >= MAX_METRICS_PER_WRITE:
             self.flush()
 
     def _add(self, metrics: Mapping[str, float], step: int) -> None:
@@ -220,10 +223,10 @@ class EpochMetricsLogger:
 
         if final:
             self._add(final, step=0)
-        pending, self._pending = self._pending, []
+        if self._pending:
+            tracking.with_retry(mlflow.MlflowClient().log_batch, self.run_id, metrics=self._pending)
+            self._pending = []  # only once written: a failed write leaves them for the next flush
         self._last_write = time.monotonic()
-        if pending:
-            tracking.with_retry(mlflow.MlflowClient().log_batch, self.run_id, metrics=pending)
 
 
 def row_metrics(row: Mapping[str, float]) -> dict[str, float]:
