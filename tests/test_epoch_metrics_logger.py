@@ -67,3 +67,28 @@ def test_needs_an_active_run():
     assert mlflow.active_run() is None
     with pytest.raises(RuntimeError, match="active MLflow run"):
         runs.EpochMetricsLogger()
+
+
+def test_very_short_epochs_are_written_every_thousand_metrics(active_run):
+    client, run_id = active_run
+    logger = runs.EpochMetricsLogger(flush_every_s=3600)
+    per_row = len(runs.finite_metrics(runs.row_metrics(row(1))))  # train_loss, test_acc (NaN left out)
+    epochs_per_write = -(-runs.MAX_METRICS_PER_WRITE // per_row)  # the first epoch that reaches the bound
+    for epoch in range(1, epochs_per_write + 2):
+        logger(epoch, row(epoch), model=None)
+    written = [step for step, _, _ in history(client, run_id, "test_acc")]
+    assert written == list(range(1, epochs_per_write + 1))  # the last epoch waits for the next write
+
+
+def test_a_failed_write_keeps_the_epochs_for_the_next_one(active_run, monkeypatch):
+    client, run_id = active_run
+    logger = runs.EpochMetricsLogger(flush_every_s=3600)
+    logger(1, row(1), model=None)
+    real_log_batch = mlflow.MlflowClient.log_batch
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        logger.flush()
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", real_log_batch)
+    logger(2, row(2), model=None)
+    logger.flush()
+    assert [step for step, _, _ in history(client, run_id, "train_loss")] == [1, 2]
