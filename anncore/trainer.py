@@ -17,7 +17,7 @@ import numbers
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ DEVICE_CHOICES = "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"
 PROGRESS_EVERY = 25  # batches between progress-bar loss updates (each one syncs the device)
 
 Callback = Callable[[int, dict, nn.Module], None]
+RUN_OPTION = {"run_option": True}  # TrainConfig metadata: not a hyperparameter of the model
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -90,17 +91,32 @@ class TrainConfig:
         Record, per epoch, the mean L2 norm of each linear layer's weight gradient.
     """
 
+    # The hyperparameters: what a logged run records about how its model was trained. A field
+    # added here is logged by every experiment (see ``hyperparameters``); run options, which do
+    # not change the trained model or are recorded elsewhere, are marked ``RUN_OPTION``.
     epochs: int = 5
     batch_size: int = 128
     learning_rate: float = 1e-3
     optimizer: str = "adam"
-    momentum: float = 0.9
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-    max_batches: int | None = None
-    eval_batch_size: int = 1024
-    track_grad_norms: bool = False
+    momentum: float = field(default=0.9, metadata={"only_for_optimizer": "sgd"})
+    seed: int = field(default=0, metadata=RUN_OPTION)  # logged with every run's common params
+    device: str = field(default="auto", metadata=RUN_OPTION)
+    progress: bool = field(default=True, metadata=RUN_OPTION)
+    max_batches: int | None = field(default=None, metadata=RUN_OPTION)
+    eval_batch_size: int = field(default=1024, metadata=RUN_OPTION)
+    track_grad_norms: bool = field(default=False, metadata=RUN_OPTION)
+
+    def hyperparameters(self) -> dict[str, object]:
+        """The fields that define how the model is trained, by name (run options left out).
+
+        A field that only one optimizer reads (``momentum``: SGD) is left out for the others.
+        """
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if not f.metadata.get("run_option")
+            and f.metadata.get("only_for_optimizer", self.optimizer) == self.optimizer
+        }
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):

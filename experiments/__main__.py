@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from experiments.cli import parse_args, print_experiment_list
-from experiments.errors import UserInputError
-from experiments.registry import EXPERIMENT_NAMES
+from experiments.settings import UserInputError
+from experiments.studies import EXPERIMENT_NAMES
 from experiments.settings import RunSettings
 
 DEFAULT_DATA_DIR = Path("data")
@@ -54,13 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         print_experiment_list()
         return 0
 
-    from experiments import rerun, suite, tracking
+    from experiments import rerun, suite
+    from experiments.tracking import store
 
     # `mlflow run` (MLproject) starts a run of its own and passes its id in MLFLOW_RUN_ID, which
     # would make our first mlflow.start_run resume it; our runs carry its id as a tag instead.
     args.project_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
-        uri = tracking.resolve_tracking_uri(args.tracking_uri)
+        uri = store.resolve_tracking_uri(args.tracking_uri)
         if args.command == "rerun":
             return rerun.rerun(args.run_id, args, uri)
         names = list(EXPERIMENT_NAMES) if args.names == ["all"] else list(dict.fromkeys(args.names))

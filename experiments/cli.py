@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from experiments.registry import DESCRIPTIONS, EXPERIMENT_NAMES
+from experiments.studies import DESCRIPTIONS, EXPERIMENT_NAMES
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_EPOCHS = 10_000

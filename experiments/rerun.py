@@ -12,18 +12,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments import datasets, suite, tracking
-from experiments.errors import UserInputError
-from experiments.registry import EXPERIMENT_NAMES, get_experiment
+from experiments import suite
+from experiments.tracking import datasets, store
+from experiments.settings import UserInputError
+from experiments.studies import EXPERIMENT_NAMES, get_experiment
 from experiments.settings import RunSettings
 
 
 def _find_run(run_id: str, uri: str):
     import mlflow
 
-    tracking.connect(uri)
+    store.connect(uri)
     try:
-        return tracking.with_retry(mlflow.MlflowClient().get_run, run_id)
+        return store.with_retry(mlflow.MlflowClient().get_run, run_id)
     except mlflow.exceptions.MlflowException:
         raise UserInputError(
             f"run id {run_id!r} does not exist in {uri}; accepted: the id of a run in this store "

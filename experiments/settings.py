@@ -1,4 +1,9 @@
-"""What one invocation of the suite was asked to do, shared by every experiment it runs."""
+"""What one invocation of the suite was asked to do (``RunSettings``), what a study hands back
+(``Outcome``), and the one exception for mistakes a user can fix (``UserInputError``).
+
+``main`` prints a ``UserInputError`` as a single ``error: ...`` line and exits with status 2,
+so every message must name the bad value and say what is accepted.
+"""
 
 from __future__ import annotations
 
@@ -74,7 +79,43 @@ class RunSettings:
             return self.epochs
         return min(default, quick_default) if self.quick else default
 
+    def train_config(self, **hyperparameters: object):
+        """An ``anncore.trainer.TrainConfig`` with this invocation's run options and ``hyperparameters``.
+
+        The seed (``seed``), device, progress bars and batches per epoch (``max_batches``) come
+        from the settings; the rest are TrainConfig's defaults unless given, e.g.
+        ``settings.train_config(epochs=5, learning_rate=settings.learning_rate)``. A study derives
+        per-run values from it with ``dataclasses.replace``.
+        """
+        from anncore.trainer import TrainConfig
+
+        options = {"seed": self.seed, "device": self.device, "progress": self.progress, "max_batches": self.max_batches}
+        return TrainConfig(**{**options, **hyperparameters})
+
     @property
     def max_batches(self) -> int | None:
         """Batches per training epoch: ``QUICK_MAX_BATCHES`` with ``quick``, else all."""
         return QUICK_MAX_BATCHES if self.quick else None
+
+
+class UserInputError(ValueError):
+    """A bad option, store, dataset or run id; reported as one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The run an experiment created and its headline number, for the suite's summary table.
+
+    Attributes
+    ----------
+    run_id : str
+        The MLflow run (the parent run for a study).
+    metric : str
+        Name of the key metric, e.g. ``"final_test_acc"`` or ``"best: deep mean_final_test_acc"``.
+    value : float
+        Its value.
+    """
+
+    run_id: str
+    metric: str
+    value: float

@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from experiments import datasets, tracking
-from experiments.errors import UserInputError
-from experiments.registry import get_experiment
+
+from experiments.tracking import datasets, store
+from experiments.settings import UserInputError
+from experiments.studies import get_experiment
 from experiments.settings import RunSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 130, 143
@@ -76,7 +77,7 @@ def preflight(names: Sequence[str], settings: RunSettings, uri: str) -> None:
         raise UserInputError(f"--device {settings.device}: {error}") from None
     if any(get_experiment(name).NEEDS_FASHION_MNIST for name in names):
         datasets.load(settings)
-    tracking.connect(uri)
+    store.connect(uri)
 
 
 def run_suite(names: Sequence[str], settings: RunSettings, uri: str) -> int:

@@ -22,7 +22,7 @@ def _restore_tracking_uri():
     Setting MLflow's tracking URI also sets ``$MLFLOW_TRACKING_URI``, which would otherwise leak
     into every later test of the session.
     """
-    from experiments.tracking import restored_tracking_uri
+    from experiments.tracking.store import restored_tracking_uri
 
     with restored_tracking_uri():
         yield

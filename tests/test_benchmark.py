@@ -16,9 +16,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from experiments import benchmark
-from experiments.benchmark_memory import METHOD_RSS, PeakMemory
-from experiments.benchmark_pipelines import (
+from experiments.benchmark import cli as benchmark
+from experiments.benchmark.figures import logging_seconds_per_run
+from experiments.benchmark.memory import METHOD_RSS, PeakMemory
+from experiments.benchmark.pipelines import (
     PIPELINES,
     BenchmarkSetup,
     NotebookClassifier,
@@ -152,7 +153,7 @@ def test_logging_seconds_pair_the_runs_of_each_round() -> None:
     """A slow round slows both pipelines; pairing by round keeps it out of the difference."""
     figures = {"anncore": {"outside_epochs_seconds_each": [0.2, 2.0, 0.2]},
                "anncore_mlflow": {"outside_epochs_seconds_each": [0.3, 2.1, 0.5]}}
-    assert benchmark.logging_seconds_per_run(figures) == pytest.approx(0.1)  # median of 0.1, 0.1, 0.3
+    assert logging_seconds_per_run(figures) == pytest.approx(0.1)  # median of 0.1, 0.1, 0.3
 
 
 def test_notebook_and_anncore_pipelines_see_the_same_images(tiny_fashion_root: Path) -> None:

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 import vl_convert
 
-import charts
+from experiments import charts
 from anncore.activations import elu, elu_derivative, get_activation, leaky_relu, relu
-from charts import export
+from experiments.charts import export
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(

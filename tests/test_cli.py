@@ -14,7 +14,7 @@ import yaml
 
 from experiments.__main__ import main
 from experiments.cli import parse_args
-from experiments.registry import EXPERIMENT_NAMES
+from experiments.studies import EXPERIMENT_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = ["python", "-m", "experiments"]

@@ -7,7 +7,7 @@ import math
 import mlflow
 import pytest
 
-from experiments import runs
+from experiments.tracking import runs
 
 
 @pytest.fixture

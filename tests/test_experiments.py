@@ -22,7 +22,7 @@ import pytest
 import requests
 from PIL import Image
 
-from experiments.registry import EXPERIMENT_NAMES
+from experiments.studies import EXPERIMENT_NAMES
 from tests.idx_files import FILES
 from tests.mlflow_processes import running_mlflow_server, run_cli
 

@@ -25,7 +25,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from anncore.worked_examples import WORKED_EXAMPLES, notebook_discrepancies
-from experiments.registry import EXPERIMENT_NAMES
+from experiments.studies import EXPERIMENT_NAMES
 from reporting.store import run_command
 from reporting.study_findings import display_name
 from tests.benchmark_runs import log_quick_benchmark

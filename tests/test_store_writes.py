@@ -8,13 +8,13 @@ import signal
 import mlflow
 import pytest
 
-from experiments import tracking
+from experiments.tracking import store
 
 
 def test_a_signal_during_a_held_block_is_delivered_right_after_it():
     finished = []
     with pytest.raises(KeyboardInterrupt):
-        with tracking.signals_held():
+        with store.signals_held():
             os.kill(os.getpid(), signal.SIGINT)
             finished.append("write")  # not interrupted: the handler has not run yet
         finished.append("after")  # never reached: the held SIGINT raises as the block ends
@@ -31,7 +31,7 @@ def test_sqlite_writes_finish_before_the_interrupt(tmp_path):
         client.log_param(run_id, "written", "yes")
 
     with pytest.raises(KeyboardInterrupt):
-        tracking.with_retry(write_interrupted_midway)
+        store.with_retry(write_interrupted_midway)
     assert client.get_run(run_id).data.params == {"written": "yes"}
     client.set_terminated(run_id, "KILLED")  # the store is not left locked
     assert client.get_run(run_id).info.status == "KILLED"

@@ -1,0 +1,7 @@
+"""``python -m experiments.benchmark``: see ``experiments.benchmark.cli``."""
+
+import sys
+
+from experiments.benchmark.cli import main
+
+sys.exit(main())

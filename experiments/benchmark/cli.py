@@ -1,0 +1,228 @@
+"""``python -m experiments.benchmark``: time the notebook's pipeline against anncore's, in one process.
+
+Four pipelines train the baseline model (784-512-256-128-10, dropout 0.3, Adam 1e-3, batch 128)
+on the same images (see ``experiments.benchmark.pipelines``): the notebook's, a bare
+forward/backward/step floor, anncore's trainer, and anncore's trainer with the ``baseline``
+experiment's MLflow logging. Each run has ``--epochs`` epochs, the first a warm-up. Runs go in
+rounds, the pipeline order reversed every other round, so none always runs first or last.
+
+Figures per pipeline: seconds per epoch (median over the epochs after the warm-ups, training
+pass only), samples per second, evaluation seconds per epoch, run seconds (median over
+rounds: the whole run with evaluation and logging) and peak memory added (see
+``experiments.benchmark.memory``). Ratios: notebook / anncore and anncore / floor of seconds
+per epoch. The logging overhead, anncore_mlflow / anncore, is 1 + (logging seconds per run) /
+(anncore's run seconds), where the logging seconds are the extra time the MLflow pipeline spends
+outside its epochs' training and evaluation (run seconds minus both), paired with the anncore
+run of the same round, median over rounds. Logging only happens there (the trainer times an
+epoch before it calls the logger), and leaving the epochs out keeps their run-to-run noise,
+several per cent on a shared machine, out of a figure of a few per cent. The plain ratio of
+the two pipelines' median run seconds is reported too, as
+``anncore_mlflow_over_anncore_whole_runs``.
+
+Examples::
+
+    python -m experiments.benchmark --data-dir ../shared/data
+    python -m experiments.benchmark --data-dir ../shared/data --train-size 60000 --json benchmark.json
+    python -m experiments.benchmark --data-dir ../shared/data --log-mlflow   # into ./mlruns
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from experiments.benchmark.figures import (
+    environment, logging_seconds_per_run, measure, pipeline_figures, ratios, targets_met,
+)
+from experiments.benchmark.pipelines import PIPELINES, BenchmarkSetup
+from experiments.benchmark.results import log_results, print_report
+from experiments.cli import DEVICES, OneLineArgumentParser, _int as parse_int
+from experiments.settings import UserInputError
+
+DEFAULT_EPOCHS = 5  # the notebook's; the first is the warm-up
+DEFAULT_ROUNDS = 3
+QUICK_EPOCHS = 2
+
+
+def _int_at_least(low: int, what: str):
+    def parse(text: str) -> int:
+        accepted = f"accepted: {what}, an integer >= {low}"
+        value = parse_int(text, accepted)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is too small; {accepted}")
+        return value
+
+    return parse
+
+
+def build_parser() -> OneLineArgumentParser:
+    """The benchmark's argument parser."""
+    parser = OneLineArgumentParser(
+        prog="python -m experiments.benchmark",
+        description="Time the notebook's training pipeline, a bare floor, anncore's trainer and "
+        "anncore's trainer with MLflow logging, on the same data in one process.",
+    )
+    parser.add_argument("--data-dir", type=Path, help="folder holding FashionMNIST/raw (default: ./data, downloaded when missing)")
+    parser.add_argument("--epochs", type=_int_at_least(2, "epochs per run, the first a warm-up"),
+                        help=f"epochs per run, the first a warm-up (default {DEFAULT_EPOCHS}; {QUICK_EPOCHS} with --quick)")
+    parser.add_argument("--rounds", type=_int_at_least(1, "rounds of runs"),
+                        help=f"runs of every pipeline, order reversed each round (default {DEFAULT_ROUNDS}; 1 with --quick)")
+    parser.add_argument("--train-size", type=_int_at_least(1, "training images"),
+                        help="training images: fewer takes the first N, more repeats the split up to N "
+                        "(e.g. 60000 to emulate the full FashionMNIST); default: the split as it is")
+    parser.add_argument("--test-size", type=_int_at_least(1, "test images"),
+                        help="test images, the same way (default: the split as it is)")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where to train (default: auto, CUDA when available)")
+    parser.add_argument("--threads", type=_int_at_least(1, "CPU threads"), help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--seed", type=_int_at_least(0, "a seed"), default=0, help="seed of every run (default 0)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures to this JSON file")
+    parser.add_argument("--log-mlflow", action="store_true",
+                        help="log the figures to MLflow experiment anncore-benchmark (benchmark.json and metrics); "
+                        "the MLflow pipeline's runs are its children")
+    parser.add_argument("--tracking-uri", help="MLflow store for --log-mlflow (implies it): sqlite:///path/mlflow.db "
+                        "or http(s)://host:port (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns/mlflow.db); "
+                        "without either, the MLflow pipeline logs into a temporary store")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: the experiments' --quick slices and batches, 2 epochs, 1 round")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=True,
+                        help="hide the anncore pipelines' progress bars (shown by default, as in the experiments)")
+    return parser
+
+
+
+def _store_uri(args: argparse.Namespace, stack: contextlib.ExitStack) -> str:
+    """The store the MLflow pipeline (and --log-mlflow) uses: given, default, or a temporary one."""
+    from experiments.tracking import store
+
+    if args.log_mlflow or args.tracking_uri:
+        return store.resolve_tracking_uri(args.tracking_uri)
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="anncore-benchmark-"))
+    return f"sqlite:///{Path(folder) / 'mlflow.db'}"
+
+
+def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str, object]]:
+    """Check the device and data; return the pipelines' setup and the settings to record."""
+    import torch
+
+    from anncore.data import CorruptDatasetError, DatasetNotFoundError, dataset_checksum, load_fashion_mnist
+    from anncore.models import architecture_string
+    from anncore.trainer import resolve_device
+    from experiments.studies.baseline import DROPOUT, HIDDEN_SIZES
+    from experiments.benchmark.pipelines import BATCH_SIZE, LEARNING_RATE
+    from experiments.settings import QUICK_MAX_BATCHES, QUICK_TEST_SIZE, QUICK_TRAIN_SIZE
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise UserInputError(f"--device {args.device}: {error}") from None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data_dir = Path(args.data_dir or "data").expanduser().resolve()
+    try:
+        sizes = {
+            train: len(load_fashion_mnist(data_dir, train=train, download=args.data_dir is None))
+            for train in (True, False)
+        }
+        sha256 = dataset_checksum(data_dir)
+    except (DatasetNotFoundError, CorruptDatasetError) as error:
+        raise UserInputError(str(error)) from None
+    train_size = args.train_size or (min(QUICK_TRAIN_SIZE, sizes[True]) if args.quick else sizes[True])
+    test_size = args.test_size or (min(QUICK_TEST_SIZE, sizes[False]) if args.quick else sizes[False])
+    epochs = args.epochs or (QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS)
+    rounds = args.rounds or (1 if args.quick else DEFAULT_ROUNDS)
+    setup = BenchmarkSetup(
+        data_dir=data_dir,
+        train_size=train_size,
+        test_size=test_size,
+        epochs=epochs,
+        device=device,
+        seed=args.seed,
+        max_batches=QUICK_MAX_BATCHES if args.quick else None,
+        progress=args.progress,
+        sha256=sha256,
+    )
+    mode = ("as loaded" if train_size == sizes[True]
+            else "first N of the split" if train_size < sizes[True] else "split repeated cyclically up to N")
+    settings = {
+        "data_dir": str(data_dir),
+        "dataset_train_size": sizes[True],
+        "dataset_test_size": sizes[False],
+        "dataset_sha256": sha256,
+        "train_size": train_size,
+        "train_size_mode": mode,
+        "test_size": test_size,
+        "epochs": epochs,
+        "warmup_epochs": 1,
+        "rounds": rounds,
+        "batch_size": BATCH_SIZE,
+        "learning_rate": LEARNING_RATE,
+        "architecture": architecture_string((28 * 28, *HIDDEN_SIZES, 10)),
+        "dropout_rate": DROPOUT,
+        "max_batches": setup.max_batches,
+        "quick": bool(args.quick),
+        "progress": bool(args.progress),
+        "seed": args.seed,
+    }
+    return setup, settings
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
+    """Measure every pipeline and return the results (also written/logged as asked)."""
+    import torch
+
+    from experiments.tracking import runs, store
+    from experiments.benchmark.pipelines import benchmark_settings
+
+    setup, settings = _setup_from_args(args)
+    with contextlib.ExitStack() as stack:
+        uri = _store_uri(args, stack)
+        stack.enter_context(store.restored_tracking_uri())
+        store.connect(uri)
+        params = {key: ("none" if value is None else value) for key, value in settings.items() if key != "data_dir"}
+        with runs.tracked_run(benchmark_settings(setup), "benchmark", role="parent", run_name="benchmark",
+                              params={**params, "torch_threads": torch.get_num_threads()}) as run:
+            settings["load_average_start"] = os.getloadavg()[0]
+            measurements = measure(setup, settings["rounds"])
+            settings["load_average_end"] = os.getloadavg()[0]
+            figures = {name: pipeline_figures(name, measurements[name]) for name in PIPELINES}
+            logging_seconds = logging_seconds_per_run(figures)
+            measured = ratios(figures, logging_seconds)
+            results = {
+                "pipelines": figures,
+                "ratios": measured,
+                "targets": targets_met(measured),
+                "logging_seconds_per_run": logging_seconds,
+                "settings": settings,
+                "environment": environment(setup.device),
+                "mlflow": {"logged": bool(args.log_mlflow or args.tracking_uri),
+                           "run_id": run.info.run_id if (args.log_mlflow or args.tracking_uri) else None},
+            }
+            if results["mlflow"]["logged"]:
+                log_results(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line; return the exit status (2 for bad input)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_request:
+        return int(exit_request.code or 0)
+    try:
+        results = run_benchmark(args)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print_report(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+        print(f"figures written to {args.json}")
+    if results["mlflow"]["logged"]:
+        print(f"logged to MLflow experiment anncore-benchmark, run {results['mlflow']['run_id']}")
+    return 0

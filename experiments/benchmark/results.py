@@ -1,0 +1,73 @@
+"""The benchmark's results shown: a printed table of figures and ratios, and the MLflow metrics and JSON."""
+
+from __future__ import annotations
+
+import sys
+
+from experiments.benchmark.pipelines import PIPELINES
+
+
+def figures_table(figures: dict[str, dict[str, object]]):
+    """A pandas table of the headline figures, one row per pipeline."""
+    import pandas as pd
+
+    rows = []
+    for name in PIPELINES:
+        f = figures[name]
+        rows.append(
+            {
+                "pipeline": name,
+                "s/epoch": f["seconds_per_epoch"],
+                "samples/s": f["samples_per_sec"],
+                "s per 60k": f["seconds_per_60000_images"],
+                "eval s/epoch": f["eval_seconds_per_epoch"],
+                "run s": f["run_seconds"],
+                "peak MiB": f["peak_memory_mib"],
+                "optimizer": f["optimizer"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def print_report(results: dict[str, object], stream=sys.stdout) -> None:
+    """Print the figures table, the ratios against their targets, and the conditions."""
+    import pandas as pd
+
+    table = figures_table(results["pipelines"])
+    with pd.option_context("display.width", 200, "display.max_colwidth", 40):
+        print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 100 else f"{v:,.0f}"),
+              file=stream)
+    print("", file=stream)
+    for name, value in results["ratios"].items():
+        target = results["targets"].get(name)
+        verdict = f"(target {target['target']}: {'met' if target['met'] else 'MISSED'})" if target else "(no target)"
+        print(f"{name:<40} {value:6.3f}  {verdict}", file=stream)
+    print(f"MLflow logging adds {results['logging_seconds_per_run']:.3f} s per run (its pipeline's time outside the "
+          "epochs, minus anncore's; median over rounds)", file=stream)
+    s, env = results["settings"], results["environment"]
+    print(
+        f"\n{s['train_size']} training images ({s['train_size_mode']}), {s['epochs']} epochs per run "
+        f"(1 warm-up), {s['rounds']} round(s), batch {s['batch_size']}, {env['device']}, "
+        f"{env['torch_threads']} torch threads; load average {s['load_average_start']:.2f} at the start, "
+        f"{s['load_average_end']:.2f} at the end. Peak memory: {results['pipelines']['anncore']['peak_memory_method']}.",
+        file=stream,
+    )
+
+
+def log_results(results: dict[str, object]) -> None:
+    """Log the figures into the active (benchmark) run: metrics and ``benchmark.json``."""
+    import mlflow
+
+    from experiments.tracking import runs
+
+    metrics = {}
+    for name in PIPELINES:
+        f = results["pipelines"][name]
+        for key in ("seconds_per_epoch", "samples_per_sec", "peak_memory_mib", "run_seconds"):
+            metrics[f"{name}/{key}"] = f[key]
+    metrics.update(results["ratios"])
+    metrics["logging_seconds_per_run"] = results["logging_seconds_per_run"]
+    metrics["load_average_start"] = results["settings"]["load_average_start"]
+    metrics["load_average_end"] = results["settings"]["load_average_end"]
+    runs.log_metrics(metrics)
+    mlflow.log_dict(results, "benchmark.json")

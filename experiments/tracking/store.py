@@ -1,0 +1,279 @@
+"""Where runs go: resolve and check the MLflow store, and create experiments in it safely.
+
+Accepted stores are MLflow's SQLite backend (``sqlite:///path/mlflow.db``, artifacts in
+``artifacts/`` next to the database file) and a tracking server (``http://`` or ``https://``),
+which is checked for reachability within a few seconds before anything starts. Calls that
+write to a SQLite store go through :func:`with_retry`, so two suites sharing one store wait
+for each other's locks instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import random
+import signal
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+from urllib.parse import urlparse
+
+from experiments.settings import UserInputError
+
+T = TypeVar("T")
+
+EXPERIMENT_PREFIX = "anncore-"
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
+STORE_DIR = "mlruns"  # the default store: <cwd>/mlruns/mlflow.db
+STORE_DB = "mlflow.db"
+SERVER_CHECK_TIMEOUT_S = 3.0
+# A server that goes away mid-suite must fail a run within seconds, not retry for minutes.
+HTTP_ENVIRONMENT = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+LOCK_RETRY_ATTEMPTS = 8
+LOCK_RETRY_FIRST_DELAY_S = 0.1
+
+
+def resolve_tracking_uri(value: str | None = None) -> str:
+    """Return the tracking URI to use: ``value``, else ``$MLFLOW_TRACKING_URI``, else the default store.
+
+    The default is ``sqlite:///<cwd>/mlruns/mlflow.db`` (artifacts in ``<cwd>/mlruns/artifacts``).
+    The URI is validated (see :func:`check_tracking_uri`) but not contacted.
+
+    Parameters
+    ----------
+    value : str or None
+        An explicit URI, e.g. from ``--tracking-uri``.
+
+    Returns
+    -------
+    str
+        A ``sqlite:///`` URI with an absolute path, or an ``http(s)://`` URI.
+
+    Raises
+    ------
+    UserInputError
+        For a file path, ``file:`` URI or any other unsupported scheme.
+    """
+    from_environment = not value and bool(os.environ.get(TRACKING_URI_VARIABLE))
+    uri = value or os.environ.get(TRACKING_URI_VARIABLE) or f"sqlite:///{Path.cwd() / STORE_DIR / STORE_DB}"
+    try:
+        check_tracking_uri(uri)
+    except UserInputError as error:
+        if from_environment:
+            raise UserInputError(f"{error} (from $MLFLOW_TRACKING_URI)") from None
+        raise
+    if uri.startswith("sqlite:///"):
+        return f"sqlite:///{sqlite_database_path(uri)}"
+    return uri.rstrip("/")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Raise ``UserInputError`` unless ``uri`` is a ``sqlite:///`` or ``http(s)://`` URI."""
+    scheme = urlparse(uri).scheme
+    if scheme == "sqlite":
+        if not uri.startswith("sqlite:///") or uri == "sqlite:///" or uri.startswith("sqlite:///:memory:"):
+            raise UserInputError(
+                f"tracking URI {uri!r} names no database file; accepted: sqlite:///relative/mlflow.db "
+                "or sqlite:////absolute/mlflow.db"
+            )
+        return
+    if scheme in ("http", "https"):
+        if not urlparse(uri).netloc:
+            raise UserInputError(f"tracking URI {uri!r} has no host; accepted: http(s)://host:port")
+        return
+    if scheme in ("", "file") or len(scheme) == 1:  # a path, file:, or a Windows drive letter
+        raise UserInputError(
+            f"tracking URI {uri!r} is a file store, which MLflow 3 no longer supports; "
+            "accepted: sqlite:///path/mlflow.db or http(s)://host:port"
+        )
+    raise UserInputError(
+        f"tracking URI {uri!r} has unsupported scheme {scheme!r}; accepted: sqlite, http, https"
+    )
+
+
+def sqlite_database_path(uri: str) -> Path:
+    """The absolute database file of a ``sqlite:///`` URI (relative paths are relative to the cwd)."""
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path).expanduser().resolve()
+
+
+def artifact_root(uri: str) -> Path | None:
+    """``<database folder>/artifacts`` for a SQLite store; None for a server, which decides itself."""
+    if uri.startswith("sqlite:///"):
+        return sqlite_database_path(uri).parent / "artifacts"
+    return None
+
+
+def check_server_reachable(uri: str, timeout_s: float = SERVER_CHECK_TIMEOUT_S) -> None:
+    """GET ``<uri>/health``; raise ``UserInputError`` naming the URI if no server answers in time."""
+    import requests
+
+    try:
+        response = requests.get(f"{uri}/health", timeout=timeout_s)
+    except requests.RequestException as error:
+        reason = type(error).__name__
+        raise UserInputError(
+            f"tracking server {uri} is not reachable ({reason}); start it "
+            "(mlflow server --host 127.0.0.1 --port PORT) or pass another --tracking-uri"
+        ) from None
+    if response.status_code != 200:
+        raise UserInputError(
+            f"tracking server {uri} answered /health with HTTP {response.status_code}; "
+            "accepted: a running MLflow tracking server"
+        )
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (SQLAlchemy appends the SQL and a link on more lines)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else repr(error)
+
+
+def is_database_locked(error: BaseException) -> bool:
+    """True for SQLite's transient "database is locked" error, however MLflow wrapped it."""
+    return "database is locked" in str(error).lower()
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block ends, then deliver them to their handlers.
+
+    A SQLite write cut short by Ctrl-C inside its transaction leaves the connection holding
+    the database lock, and every later write, the run's own KILLED status included, then
+    waits on that lock. While the block runs, the two signals are only recorded; afterwards
+    the previous handlers are put back and each recorded signal is raised again for them.
+    Outside the main thread (where Python cannot set handlers) nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: installed outside Python, cannot be put back
+            previous[signum] = signal.signal(signum, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
+
+
+def with_retry(function: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Call ``function``, retrying with exponential backoff while SQLite reports "database is locked".
+
+    With a SQLite store, each call runs with :func:`signals_held`, so an interruption lands
+    between writes, not inside one; the waits between attempts stay interruptible.
+    """
+    import mlflow
+
+    hold = signals_held if mlflow.get_tracking_uri().startswith("sqlite:") else contextlib.nullcontext
+    for attempt in range(LOCK_RETRY_ATTEMPTS):
+        try:
+            with hold():
+                return function(*args, **kwargs)
+        except Exception as error:
+            if attempt == LOCK_RETRY_ATTEMPTS - 1 or not is_database_locked(error):
+                raise
+            time.sleep(LOCK_RETRY_FIRST_DELAY_S * 2**attempt * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def restored_tracking_uri() -> Iterator[None]:
+    """Put MLflow's tracking URI back afterwards, and ``$MLFLOW_TRACKING_URI``, which setting it changes."""
+    import mlflow
+
+    environment_uri = os.environ.get(TRACKING_URI_VARIABLE)
+    explicit = mlflow.get_tracking_uri() if environment_uri is None and mlflow.is_tracking_uri_set() else None
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(explicit)  # None: unset again, which also removes the variable
+        if environment_uri is not None:
+            os.environ[TRACKING_URI_VARIABLE] = environment_uri
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise first-time setup of one SQLite store across processes (schema migrations race)."""
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"anncore-store-{digest}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def connect(uri: str) -> None:
+    """Point MLflow at ``uri``, after checking it, and make sure the store is initialised.
+
+    For a server: lowers MLflow's HTTP retries and timeout (unless already set in the
+    environment) and checks ``/health``. For SQLite: creates the schema under a
+    cross-process lock, so two suites starting at once on a new store do not collide.
+
+    Raises
+    ------
+    UserInputError
+        Unsupported URI, unreachable server or unusable database file.
+    """
+    import mlflow
+
+    check_tracking_uri(uri)
+    if uri.startswith("http"):
+        for name, value in HTTP_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+        check_server_reachable(uri)
+        mlflow.set_tracking_uri(uri)
+        return
+    database = sqlite_database_path(uri)
+    if database.is_dir():
+        raise UserInputError(f"tracking URI {uri!r} names a folder; accepted: a database file such as mlflow.db")
+    mlflow.set_tracking_uri(uri)
+    with _store_lock(uri):
+        try:
+            with_retry(mlflow.MlflowClient().search_experiments, max_results=1)
+        except Exception as error:
+            raise UserInputError(
+                f"cannot open the MLflow store {uri!r}: {type(error).__name__}: {first_line(error)}; "
+                "accepted: an MLflow SQLite database, or a new file in a writable folder"
+            ) from None
+
+
+def get_or_create_experiment(name: str, uri: str) -> str:
+    """Return the id of MLflow experiment ``anncore-<name>``, creating it if needed.
+
+    For a SQLite store the experiment's artifact location is ``<artifact_root>/anncore-<name>``.
+    Two processes creating the same experiment at once is fine: the loser re-fetches it.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    full_name = EXPERIMENT_PREFIX + name
+    experiment = with_retry(client.get_experiment_by_name, full_name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            with_retry(client.restore_experiment, experiment.experiment_id)
+        return experiment.experiment_id
+    root = artifact_root(uri)
+    location = (root / full_name).as_uri() if root is not None else None
+    try:
+        return with_retry(client.create_experiment, full_name, artifact_location=location)
+    except Exception:
+        experiment = with_retry(client.get_experiment_by_name, full_name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id

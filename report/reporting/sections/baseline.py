@@ -1,0 +1,126 @@
+"""Serves report/_06-baseline.qmd: the FashionMNIST baseline classifier, from the ``baseline`` run."""
+
+from __future__ import annotations
+
+import pandas as pd
+from IPython.display import Markdown
+
+from experiments.charts.classes import confusion_matrix as confusion_chart
+from experiments.charts.classes import per_class_accuracy as per_class_chart
+from experiments.charts.training import training_curves as training_chart
+from reporting.display import Outputs, png_image
+from reporting.section import Section
+from reporting.training_tables import final_metrics_frame, percent
+from reporting.store import Store, StoredRun
+
+SECTION = Section("baseline")
+
+
+def status() -> Markdown:
+    """Which run the baseline results come from, or the command that produces it."""
+    return SECTION.status()
+
+
+@SECTION.output
+def sample_images(store: Store, run: StoredRun) -> Outputs:
+    """The notebook's sample grid: a few training images of each class (the run's PNG)."""
+    return Outputs(
+        png_image(store.load_bytes(run, "sample_images.png")),
+        Markdown("Training images, a few per class. " + SECTION.source_line([run]) + "\n"),
+    )
+
+
+@SECTION.output
+def summary(store: Store, run: StoredRun) -> Markdown:
+    """Final accuracies, losses and training time."""
+    return SECTION.table(final_metrics_frame(run), "Baseline: final metrics", [run])
+
+
+@SECTION.output
+def training_curves(store: Store, run: StoredRun) -> Outputs:
+    """Loss and accuracy per epoch, train and test."""
+    history = store.load_csv(run, "history.csv")
+    return SECTION.chart(training_chart(history), "baseline-curves", "Baseline: training curves", [run])
+
+
+def per_class_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """per_class_accuracy.csv formatted for reading, plus the mean over classes."""
+    frame = pd.DataFrame(
+        {
+            "class": table["class_name"],
+            "correct / total": [f"{int(c)}/{int(t)}" for c, t in zip(table["correct"], table["total"])],
+            "accuracy": [percent(a) for a in table["accuracy"]],
+        }
+    )
+    mean = pd.DataFrame({"class": ["*mean over classes*"], "correct / total": [""], "accuracy": [percent(table["accuracy"].mean())]})
+    return pd.concat([frame, mean], ignore_index=True)
+
+
+def per_class_sentence(table: pd.DataFrame) -> str:
+    """Which class is recognised best and which worst, from the table."""
+    best = table.loc[table["accuracy"].idxmax()]
+    worst = table.loc[table["accuracy"].idxmin()]
+    if best["accuracy"] == worst["accuracy"]:
+        return f"Every class is recognised equally well: {percent(best['accuracy'])}."
+    return (
+        f"The best-recognised class is *{best['class_name']}* ({percent(best['accuracy'])}), "
+        f"the hardest *{worst['class_name']}* ({percent(worst['accuracy'])})."
+    )
+
+
+@SECTION.output
+def per_class(store: Store, run: StoredRun) -> Outputs:
+    """Test accuracy per class: chart, table and the best/worst class."""
+    table = store.load_csv(run, "per_class_accuracy.csv")
+    return Outputs(
+        *SECTION.chart(per_class_chart(table), "baseline-per-class", "Baseline: accuracy per class", [run]),
+        Markdown(per_class_sentence(table) + "\n"),
+        SECTION.table(per_class_frame(table), "Baseline: test accuracy per class", [run]),
+    )
+
+
+def confusion_sentence(matrix: pd.DataFrame) -> str:
+    """The most frequent confusion (true class predicted as another), from the matrix."""
+    off = matrix.copy()
+    for name in off.index:
+        off.loc[name, name] = 0
+    true, predicted = off.stack().idxmax()
+    count = int(off.loc[true, predicted])
+    if count == 0:
+        return "No test image was misclassified."
+    share = count / int(matrix.loc[true].sum())
+    return (
+        f"The most frequent mistake: *{true}* predicted as *{predicted}*, {count} times "
+        f"({percent(share, 1)} of the {true} test images)."
+    )
+
+
+@SECTION.output
+def confusion(store: Store, run: StoredRun) -> Outputs:
+    """The confusion matrix (rows true, columns predicted) and its largest off-diagonal cell."""
+    matrix = store.load_csv(run, "confusion_matrix.csv", index_col=0)
+    return Outputs(
+        *SECTION.chart(confusion_chart(matrix), "baseline-confusion", "Baseline: confusion matrix", [run]),
+        Markdown(confusion_sentence(matrix) + "\n"),
+    )
+
+
+@SECTION.output
+def sample_predictions(store: Store, run: StoredRun) -> Outputs:
+    """Test images with their true and predicted class and the model's confidence."""
+    table = store.load_csv(run, "sample_predictions.csv")
+    frame = pd.DataFrame(
+        {
+            "#": table["index"].astype(str),
+            "true": table["true_name"],
+            "predicted": table["predicted_name"],
+            "confidence": [f"{c:.3f}" for c in table["confidence"]],
+            "correct": ["yes" if t == p else "**no**" for t, p in zip(table["true_label"], table["predicted_label"])],
+        }
+    )
+    right = int((table["true_label"] == table["predicted_label"]).sum())
+    return Outputs(
+        png_image(store.load_bytes(run, "sample_predictions.png")),
+        Markdown(f"{right} of these {len(table)} test images are classified correctly. " + SECTION.source_line([run]) + "\n"),
+        SECTION.table(frame, "Baseline: sample test predictions with confidence", [run]),
+    )

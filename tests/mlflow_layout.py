@@ -1,0 +1,99 @@
+"""What a suite run leaves in an MLflow store, reduced to what must not change when code moves.
+
+For every run: (experiment, role, arm, seed, sorted param names and values, sorted metric names,
+sorted artifact paths), with the params that differ between two identical invocations left out
+(ids, times, paths, the git commit, package versions). ``tests/test_mlflow_layout.py`` compares a
+fresh ``run all --quick --seeds 0,1`` with ``tests/data/mlflow_layout.json``, recorded before the
+layout issue moved the code; after a change that is meant to alter the layout, rewrite it with
+
+    python -m tests.mlflow_layout --data-dir DIR --write tests/data/mlflow_layout.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+# Params whose value is not a property of the layout: they change from one checkout, machine or
+# invocation to the next.
+VOLATILE_PARAMS = {
+    "git_commit", "python_version", "torch_version", "numpy_version", "mlflow_version",
+    "anncore_version", "rerun_of", "project_run_id",
+}
+# Artifacts of MLflow's own (the logged model's files) are kept by name only.
+SNAPSHOT_ARGS = ["run", "all", "--quick", "--seeds", "0,1", "--device", "cpu", "--no-progress"]
+
+
+def _artifact_paths(client, run_id: str, path: str | None = None) -> list[str]:
+    paths: list[str] = []
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            paths.extend(_artifact_paths(client, run_id, item.path))
+        else:
+            paths.append(item.path)
+    return paths
+
+
+def store_layout(tracking_uri: str) -> list[dict[str, object]]:
+    """One record per run in the store, sorted, as described in the module docstring."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    records = []
+    for experiment in client.search_experiments():
+        if not experiment.name.startswith("anncore-"):
+            continue
+        for run in client.search_runs([experiment.experiment_id], max_results=10_000):
+            tags = run.data.tags
+            params = {k: v for k, v in run.data.params.items() if k not in VOLATILE_PARAMS}
+            records.append(
+                {
+                    "experiment": experiment.name,
+                    "role": tags.get("anncore.role"),
+                    "arm": tags.get("anncore.arm"),
+                    "seed": tags.get("anncore.seed"),
+                    "status": run.info.status,
+                    "params": dict(sorted(params.items())),
+                    "metrics": sorted(run.data.metrics),
+                    "artifacts": sorted(_artifact_paths(client, run.info.run_id)),
+                }
+            )
+    return sorted(records, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def suite_layout(data_dir: Path, extra_args: list[str] | None = None) -> list[dict[str, object]]:
+    """Run ``python -m experiments`` with ``SNAPSHOT_ARGS`` into a temporary store; its layout."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        command = [sys.executable, "-m", "experiments", *SNAPSHOT_ARGS, "--data-dir", str(data_dir),
+                   "--tracking-uri", uri, *(extra_args or [])]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, timeout=900)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-4000:]}")
+        return store_layout(uri)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="FashionMNIST root (default: tiny IDX files written here)")
+    parser.add_argument("--write", type=Path, required=True, help="JSON file to write the layout to")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.data_dir is None:
+            from tests.idx_files import write_fashion_mnist
+
+            args.data_dir = write_fashion_mnist(Path(tmp))
+        layout = suite_layout(args.data_dir.resolve())
+    args.write.parent.mkdir(parents=True, exist_ok=True)
+    args.write.write_text(json.dumps(layout, indent=1, sort_keys=True) + "\n")
+    print(f"{len(layout)} runs written to {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
