@@ -300,6 +300,50 @@ class Trace:
         }
 
 
+def _forward(inputs: FloatArray, layers: Sequence[DenseLayer]) -> tuple[list[FloatArray], list[FloatArray]]:
+    """Pre-activations z of every layer, and activations a (the input first, then each layer's)."""
+    zs, activations = [], [inputs]
+    for layer in layers:
+        z = layer.weights @ activations[-1] + layer.bias
+        zs.append(z)
+        activations.append(layer.activation.fn(z))
+    return zs, activations
+
+
+def _backward(
+    layers: Sequence[DenseLayer],
+    zs: list[FloatArray],
+    activations: list[FloatArray],
+    grad_output: FloatArray,
+    lr: float,
+) -> list[dict[str, FloatArray]]:
+    """Backpropagate dL/da of the output layer; per layer (first layer first) every gradient and the SGD step."""
+    backward: list[dict[str, FloatArray]] = []
+    grad_a = grad_output
+    for i in reversed(range(len(layers))):
+        layer, z, a_prev = layers[i], zs[i], activations[i]
+        derivative = layer.activation.derivative(z)
+        # delta = dL/dz by the chain rule, dL/dz = (da/dz)^T dL/da. An elementwise activation
+        # has a diagonal Jacobian, stored as its diagonal f'(z), so the product is grad_a * f'(z);
+        # softmax mixes its outputs (da_i/dz_j = a_i (1[i=j] - a_j)), so it needs the full J.T @ grad_a.
+        delta = grad_a * derivative if layer.activation.elementwise else derivative.T @ grad_a
+        grad_weights = np.outer(delta, a_prev)  # z = W a_prev + b, so dL/dW_jk = delta_j a_prev_k
+        backward.append(
+            {
+                "grad_a": grad_a,
+                "activation_derivative": derivative,
+                "delta": delta,
+                "grad_weights": grad_weights,
+                "grad_bias": delta,
+                "weights_new": layer.weights - lr * grad_weights,
+                "bias_new": layer.bias - lr * delta,
+            }
+        )
+        grad_a = layer.weights.T @ delta  # dL/da of the layer below, through the old weights
+    backward.reverse()
+    return backward
+
+
 def forward_backward(
     x: ArrayLike,
     y: ArrayLike | int | None,
@@ -342,12 +386,7 @@ def forward_backward(
     lr = _check_learning_rate(learning_rate)
     loss_fn = LOSSES[loss]
 
-    zs, activations = [], [inputs]
-    for layer in layers:
-        z = layer.weights @ activations[-1] + layer.bias
-        zs.append(z)
-        activations.append(layer.activation.fn(z))
-
+    zs, activations = _forward(inputs, layers)
     if y is None:
         traces = tuple(
             LayerTrace(i + 1, layer.activation, layer.weights, layer.bias, zs[i], activations[i + 1])
@@ -364,27 +403,7 @@ def forward_backward(
     y_hat = activations[-1]
     loss_value = loss_fn.value(y_hat, target)
 
-    backward: list[dict[str, FloatArray]] = []
-    grad_a = loss_fn.gradient(y_hat, target)
-    for i in reversed(range(len(layers))):
-        layer, z, a_prev = layers[i], zs[i], activations[i]
-        derivative = layer.activation.derivative(z)
-        delta = grad_a * derivative if layer.activation.elementwise else derivative.T @ grad_a
-        grad_weights = np.outer(delta, a_prev)
-        backward.append(
-            {
-                "grad_a": grad_a,
-                "activation_derivative": derivative,
-                "delta": delta,
-                "grad_weights": grad_weights,
-                "grad_bias": delta,
-                "weights_new": layer.weights - lr * grad_weights,
-                "bias_new": layer.bias - lr * delta,
-            }
-        )
-        grad_a = layer.weights.T @ delta
-    backward.reverse()
-
+    backward = _backward(layers, zs, activations, loss_fn.gradient(y_hat, target), lr)
     traces = tuple(
         LayerTrace(i + 1, layer.activation, layer.weights, layer.bias, zs[i], activations[i + 1], **backward[i])
         for i, layer in enumerate(layers)
@@ -405,6 +424,26 @@ _TORCH_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] =
     "binary_cross_entropy": lambda y_hat, y: F.binary_cross_entropy(y_hat, y, reduction="sum"),
     "softmax_cross_entropy": lambda y_hat, y: -(torch.xlogy(y, y_hat)).sum(),
 }
+
+
+def _float64(array: ArrayLike, requires_grad: bool = False) -> torch.Tensor:
+    return torch.tensor(array, dtype=torch.float64, requires_grad=requires_grad)
+
+
+def _torch_forward(trace: Trace) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[torch.Tensor], list[torch.Tensor]]:
+    """The trace's network rebuilt in float64 torch and run forward: (W, b) per layer, z's and a's (grads kept)."""
+    a = _float64(trace.inputs)
+    parameters, zs, outputs = [], [], []
+    for layer in trace.layers:
+        weights, bias = _float64(layer.weights, True), _float64(layer.bias, True)
+        z = weights @ a + bias
+        a = layer.activation.torch_module()(z)
+        z.retain_grad()
+        a.retain_grad()
+        parameters.append((weights, bias))
+        zs.append(z)
+        outputs.append(a)
+    return parameters, zs, outputs
 
 
 def autograd_max_difference(trace: Trace) -> float:
@@ -429,27 +468,13 @@ def autograd_max_difference(trace: Trace) -> float:
     if not isinstance(trace, Trace):
         raise TypeError(f"trace must be a Trace from forward_backward; got {type(trace).__name__}")
 
-    def tensor(array: FloatArray, requires_grad: bool = False) -> torch.Tensor:
-        return torch.tensor(array, dtype=torch.float64, requires_grad=requires_grad)
-
-    a = tensor(trace.inputs)
-    parameters, zs, outputs = [], [], []
-    for layer in trace.layers:
-        weights, bias = tensor(layer.weights, True), tensor(layer.bias, True)
-        z = weights @ a + bias
-        a = layer.activation.torch_module()(z)
-        z.retain_grad()
-        a.retain_grad()
-        parameters.append((weights, bias))
-        zs.append(z)
-        outputs.append(a)
-
+    parameters, zs, outputs = _torch_forward(trace)
     pairs: list[tuple[ArrayLike, torch.Tensor]] = []
     for layer, z, out in zip(trace.layers, zs, outputs):
         pairs += [(layer.z, z), (layer.a, out)]
 
     if not trace.forward_only:
-        loss = _TORCH_LOSSES[trace.loss_name](outputs[-1], tensor(trace.target))
+        loss = _TORCH_LOSSES[trace.loss_name](outputs[-1], _float64(trace.target))
         loss.backward()
         optimizer = torch.optim.SGD([p for pair in parameters for p in pair], lr=trace.learning_rate)
         pairs.append((trace.loss, loss))

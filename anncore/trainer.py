@@ -280,9 +280,19 @@ def train_one_epoch(
                 if not math.isfinite(recent):
                     break  # this read synced anyway; the check below names the batch
     bar.close()
+    return _epoch_summary(epoch, batch_losses, batch_sizes, correct, grad_norm_sum)
 
+
+def _epoch_summary(
+    epoch: int,
+    batch_losses: list[torch.Tensor],
+    batch_sizes: list[int],
+    correct: torch.Tensor,
+    grad_norm_sum: torch.Tensor,
+) -> dict:
+    """Turn an epoch's on-device sums into its row, with one host read; raise on a non-finite loss."""
     losses = torch.stack(batch_losses)
-    sizes = torch.tensor(batch_sizes, dtype=losses.dtype, device=device)
+    sizes = torch.tensor(batch_sizes, dtype=losses.dtype, device=losses.device)
     loss_sum = (losses * sizes).sum()
     # The epoch's single host read: loss total, correct count and gradient norms together.
     loss_total, n_correct, *norm_sums = torch.cat(
@@ -381,6 +391,65 @@ def evaluate(model: nn.Module, data: TensorData, batch_size: int = 1024) -> Eval
     )
 
 
+def _checked_inputs(config: object, train_data: object, test_data: object, callbacks: Iterable[Callback]) -> list[Callback]:
+    """Check :func:`train`'s arguments (TypeError naming the bad one); return the callbacks as a list."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(train_data, TensorData) or not isinstance(test_data, TensorData):
+        raise TypeError("train_data and test_data must be TensorData")
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not callable(callback):
+            raise TypeError(f"callbacks must be callables (epoch, row, model), got {callback!r}")
+    return callbacks
+
+
+def _train_and_evaluate_epoch(
+    model: nn.Module,
+    batches: BatchIterator,
+    optimizer: torch.optim.Optimizer,
+    test_data: TensorData,
+    epoch: int,
+    config: TrainConfig,
+    grad_norm_layers: Sequence[nn.Linear],
+) -> dict:
+    """One epoch of :func:`train`: the training pass, then the test evaluation; its history row."""
+    start = time.perf_counter()
+    metrics = train_one_epoch(
+        model,
+        batches,
+        optimizer,
+        epoch,
+        progress=config.progress,
+        grad_norm_layers=grad_norm_layers,
+        description=f"epoch {epoch}/{config.epochs}",
+    )
+    epoch_time = time.perf_counter() - start  # metrics were read from the device: synced
+    start = time.perf_counter()
+    test_loss, test_acc = _loss_and_accuracy(model, test_data, config.eval_batch_size)
+    eval_time = time.perf_counter() - start
+
+    samples = metrics.pop("samples")
+    row = {
+        "epoch": epoch,
+        "train_loss": metrics.pop("train_loss"),
+        "train_acc": metrics.pop("train_acc"),
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "epoch_time_s": epoch_time,
+        "samples_per_sec": samples / epoch_time,
+        "eval_time_s": eval_time,
+        **metrics,
+    }
+    if config.progress:
+        tqdm.write(
+            f"epoch {epoch}/{config.epochs}: train loss {row['train_loss']:.4f} "
+            f"acc {row['train_acc']:.2%} | test loss {test_loss:.4f} acc {test_acc:.2%} "
+            f"| {epoch_time:.1f} s"
+        )
+    return row
+
+
 def train(
     model: nn.Module,
     train_data: TensorData,
@@ -415,15 +484,7 @@ def train(
         :class:`Evaluation` on ``test_data``.
     """
     config = TrainConfig() if config is None else config
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if not isinstance(train_data, TensorData) or not isinstance(test_data, TensorData):
-        raise TypeError("train_data and test_data must be TensorData")
-    callbacks = list(callbacks)
-    for callback in callbacks:
-        if not callable(callback):
-            raise TypeError(f"callbacks must be callables (epoch, row, model), got {callback!r}")
-
+    callbacks = _checked_inputs(config, train_data, test_data, callbacks)
     device = resolve_device(config.device)
     set_seed(config.seed)
     model.to(device)
@@ -434,40 +495,8 @@ def train(
 
     rows = []
     for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
-        metrics = train_one_epoch(
-            model,
-            batches,
-            optimizer,
-            epoch,
-            progress=config.progress,
-            grad_norm_layers=grad_norm_layers,
-            description=f"epoch {epoch}/{config.epochs}",
-        )
-        epoch_time = time.perf_counter() - start  # metrics were read from the device: synced
-        start = time.perf_counter()
-        test_loss, test_acc = _loss_and_accuracy(model, test_data, config.eval_batch_size)
-        eval_time = time.perf_counter() - start
-
-        samples = metrics.pop("samples")
-        row = {
-            "epoch": epoch,
-            "train_loss": metrics.pop("train_loss"),
-            "train_acc": metrics.pop("train_acc"),
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "epoch_time_s": epoch_time,
-            "samples_per_sec": samples / epoch_time,
-            "eval_time_s": eval_time,
-            **metrics,
-        }
+        row = _train_and_evaluate_epoch(model, batches, optimizer, test_data, epoch, config, grad_norm_layers)
         rows.append(row)
-        if config.progress:
-            tqdm.write(
-                f"epoch {epoch}/{config.epochs}: train loss {row['train_loss']:.4f} "
-                f"acc {row['train_acc']:.2%} | test loss {test_loss:.4f} acc {test_acc:.2%} "
-                f"| {epoch_time:.1f} s"
-            )
         for callback in callbacks:
             callback(epoch, dict(row), model)
 

@@ -156,6 +156,36 @@ def _z_grid(z: object) -> np.ndarray:
     return np.sort(grid)
 
 
+def _check_explorer_alphas(leaky_alpha: object, alpha: object) -> None:
+    if isinstance(leaky_alpha, bool) or not isinstance(leaky_alpha, (int, float)) or not math.isfinite(leaky_alpha):
+        raise ValueError(f"leaky_alpha must be a finite number, got {leaky_alpha!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not ELU_ALPHA_MIN <= alpha <= ELU_ALPHA_MAX:
+        raise ValueError(f"alpha must be a number in [{ELU_ALPHA_MIN}, {ELU_ALPHA_MAX}], got {alpha!r}")
+
+
+def _explorer_curves(names: dict[str, str], leaky: float):
+    """The three functions and derivatives computed in the browser from ``datum.z`` and the param ``alpha``.
+
+    Returns ``folded(suffix, as_field)``: long rows (``function``, ``as_field``) from the computed
+    columns ``<key><suffix>`` (suffix ``""`` for values, ``"_derivative"`` for derivatives).
+    """
+    curves = alt.Chart().transform_calculate(
+        elu=ELU_EXPRESSION,
+        relu="max(datum.z, 0)",
+        leaky_relu=f"datum.z > 0 ? datum.z : {leaky!r} * datum.z",
+        elu_derivative=ELU_DERIVATIVE_EXPRESSION,
+        relu_derivative="datum.z > 0 ? 1 : 0",
+        leaky_relu_derivative=f"datum.z > 0 ? 1 : {leaky!r}",
+    )
+
+    def folded(suffix: str, as_field: str) -> alt.Chart:
+        keys = [key + suffix for key in names]
+        display = " : ".join(f"datum.key === '{key}{suffix}' ? '{name}'" for key, name in names.items())
+        return curves.transform_fold(keys, as_=["key", as_field]).transform_calculate(function=f"{display} : ''")
+
+    return folded
+
+
 def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float = 1.0) -> alt.HConcatChart:
     """ELU next to ReLU and Leaky ReLU, with a slider for ELU's alpha from 0.1 to 2.0 (TO-DO 1.2).
 
@@ -176,11 +206,7 @@ def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float
         the slider moves, and a dotted line marks ELU's lower bound -alpha.
     """
     grid = _z_grid(z)
-    if isinstance(leaky_alpha, bool) or not isinstance(leaky_alpha, (int, float)) or not math.isfinite(leaky_alpha):
-        raise ValueError(f"leaky_alpha must be a finite number, got {leaky_alpha!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not ELU_ALPHA_MIN <= alpha <= ELU_ALPHA_MAX:
-        raise ValueError(f"alpha must be a number in [{ELU_ALPHA_MIN}, {ELU_ALPHA_MAX}], got {alpha!r}")
-
+    _check_explorer_alphas(leaky_alpha, alpha)
     alpha_param = alt.param(
         name="alpha",
         value=float(alpha),
@@ -188,14 +214,7 @@ def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float
     )
     leaky = float(leaky_alpha)
     names = {"elu": "ELU", "relu": "ReLU", "leaky_relu": f"Leaky ReLU (α={leaky:g})"}
-    curves = alt.Chart().transform_calculate(
-        elu=ELU_EXPRESSION,
-        relu="max(datum.z, 0)",
-        leaky_relu=f"datum.z > 0 ? datum.z : {leaky!r} * datum.z",
-        elu_derivative=ELU_DERIVATIVE_EXPRESSION,
-        relu_derivative="datum.z > 0 ? 1 : 0",
-        leaky_relu_derivative=f"datum.z > 0 ? 1 : {leaky!r}",
-    )
+    folded = _explorer_curves(names, leaky)
     color = alt.Color("function:N", title="function", sort=list(names.values()),
                       scale=alt.Scale(domain=list(names.values()), range=["#d62728", "#2ca02c", "#ff7f0e"]))
     x = alt.X("z:Q", title="pre-activation z", scale=alt.Scale(domain=[float(grid[0]), float(grid[-1])], nice=False))
@@ -204,12 +223,6 @@ def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float
     z_low = min(float(grid[0]), 0.0)
     value_domain = [min(ELU_ALPHA_MAX * math.expm1(z_low), leaky * z_low), max(float(grid[-1]), 1.0)]
     derivative_domain = [min(0.0, leaky), max(ELU_ALPHA_MAX, 1.0, leaky)]
-
-    def folded(suffix: str, as_field: str) -> alt.Chart:
-        """Long rows (``function``, ``as_field``) from the computed columns ``<key><suffix>``."""
-        keys = [key + suffix for key in names]
-        display = " : ".join(f"datum.key === '{key}{suffix}' ? '{name}'" for key, name in names.items())
-        return curves.transform_fold(keys, as_=["key", as_field]).transform_calculate(function=f"{display} : ''")
 
     values = (
         folded("", "value")

@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.tracking import artifacts, datasets, runs
-from experiments.settings import Outcome
-from experiments.settings import RunSettings
+from experiments.settings import Outcome, RunSettings
 from experiments.tracking.training import train_logged
 
 SUMMARY_METRICS = ("final_test_acc", "final_train_acc", "final_test_loss", "train_time_s")
@@ -83,6 +82,61 @@ def parent_metrics(summary: pd.DataFrame, metrics: Sequence[str]) -> dict[str, f
     return values
 
 
+def train_child(
+    settings: RunSettings,
+    experiment: str,
+    data: datasets.FashionMNIST,
+    arm: Arm,
+    config,
+    extra_params: dict[str, object] | None,
+    child_hook: ChildHook | None,
+) -> tuple[dict[str, object], pd.DataFrame]:
+    """Train one arm with one seed (``config.seed``) as a child run; its results row and history."""
+    from anncore.models import CustomANN
+
+    with runs.tracked_run(settings, experiment, role="child", arm=arm.name, seed=config.seed) as child:
+        datasets.log_input(data)
+        result = train_logged(
+            lambda: CustomANN(arm.layer_sizes, activation=arm.activation),
+            data.train,
+            data.test,
+            config,
+            activation=arm.activation,
+            dropout_rate=0.0,
+            dataset_params=data.params(),
+            extra_params={"arm": arm.name, **(extra_params or {})},
+        )
+        extra = child_hook(arm, config.seed, result) if child_hook else {}
+    history = result.history
+    row = {
+        "arm": arm.name,
+        "architecture": arm.architecture,
+        "activation": arm.activation,
+        "parameter_count": result.model.count_parameters(),
+        "seed": config.seed,
+        "train_time_s": float(history["epoch_time_s"].sum()),
+        "final_test_acc": float(history["test_acc"].iloc[-1]),
+        "final_train_acc": float(history["train_acc"].iloc[-1]),
+        "final_test_loss": float(history["test_loss"].iloc[-1]),
+        **extra,
+        "run_id": child.info.run_id,
+    }
+    return row, history
+
+
+def log_aggregate(
+    results: pd.DataFrame, metrics: Sequence[str], histories: pd.DataFrame, parent_hook: ParentHook | None
+) -> pd.DataFrame:
+    """In the parent run: the per-arm summary as metrics, ``results.csv``, ``summary.csv`` and the hook's artifacts."""
+    summary = summarize(results, metrics)
+    runs.log_metrics(parent_metrics(summary, metrics))
+    artifacts.log_csv(results, "results.csv")
+    artifacts.log_csv(summary, "summary.csv")
+    if parent_hook:
+        parent_hook(results, summary, histories)
+    return summary
+
+
 def run_study(
     settings: RunSettings,
     experiment: str,
@@ -119,8 +173,6 @@ def run_study(
     Outcome
         The parent run and the best arm's mean final test accuracy.
     """
-    from anncore.models import CustomANN
-
     data = datasets.load(settings)
     selected = [arm for arm in arms if settings.arms is None or arm.name in settings.arms]
     if not selected:
@@ -138,42 +190,10 @@ def run_study(
         rows, histories = [], []
         for arm in selected:
             for seed in settings.seeds:
-                with runs.tracked_run(settings, experiment, role="child", arm=arm.name, seed=seed) as child:
-                    datasets.log_input(data)
-                    result = train_logged(
-                        lambda: CustomANN(arm.layer_sizes, activation=arm.activation),
-                        data.train,
-                        data.test,
-                        dataclasses.replace(base, seed=seed),
-                        activation=arm.activation,
-                        dropout_rate=0.0,
-                        dataset_params=data.params(),
-                        extra_params={"arm": arm.name, **(extra_params or {})},
-                    )
-                    extra = child_hook(arm, seed, result) if child_hook else {}
-                history = result.history
-                rows.append(
-                    {
-                        "arm": arm.name,
-                        "architecture": arm.architecture,
-                        "activation": arm.activation,
-                        "parameter_count": result.model.count_parameters(),
-                        "seed": seed,
-                        "train_time_s": float(history["epoch_time_s"].sum()),
-                        "final_test_acc": float(history["test_acc"].iloc[-1]),
-                        "final_train_acc": float(history["train_acc"].iloc[-1]),
-                        "final_test_loss": float(history["test_loss"].iloc[-1]),
-                        **extra,
-                        "run_id": child.info.run_id,
-                    }
-                )
+                row, history = train_child(settings, experiment, data, arm, dataclasses.replace(base, seed=seed),
+                                           extra_params, child_hook)
+                rows.append(row)
                 histories.append(history.assign(arm=arm.name, seed=seed))
-        results = pd.DataFrame(rows)
-        summary = summarize(results, metrics)
-        runs.log_metrics(parent_metrics(summary, metrics))
-        artifacts.log_csv(results, "results.csv")
-        artifacts.log_csv(summary, "summary.csv")
-        if parent_hook:
-            parent_hook(results, summary, pd.concat(histories, ignore_index=True))
+        summary = log_aggregate(pd.DataFrame(rows), metrics, pd.concat(histories, ignore_index=True), parent_hook)
     best = summary.loc[summary["mean_final_test_acc"].idxmax()]
     return Outcome(parent.info.run_id, f"{best['arm']} mean_final_test_acc", float(best["mean_final_test_acc"]))
