@@ -301,3 +301,24 @@ def test_train_rejects_bad_arguments(synthetic) -> None:
         train(CustomANN([2, 4]), train_data, test_data, quiet(), callbacks=["log"])
     with pytest.raises(ValueError, match="batch_size"):
         evaluate(CustomANN([2, 4]), test_data, batch_size=0)
+
+
+def test_hyperparameters_are_the_fields_that_shape_the_model_and_only_those():
+    from dataclasses import fields
+
+    from anncore.trainer import TrainConfig
+
+    adam = TrainConfig(epochs=3, batch_size=64, learning_rate=0.01, seed=7, device="cpu", progress=False, max_batches=2)
+    assert adam.hyperparameters() == {"epochs": 3, "batch_size": 64, "learning_rate": 0.01, "optimizer": "adam"}
+    sgd = TrainConfig(optimizer="sgd", momentum=0.5)
+    assert sgd.hyperparameters()["momentum"] == 0.5  # momentum only where the optimizer reads it
+    run_options = {f.name for f in fields(TrainConfig) if f.metadata.get("run_option")}
+    assert run_options == {"seed", "device", "progress", "max_batches", "eval_batch_size", "track_grad_norms"}
+
+
+def test_run_settings_fill_in_the_run_options_of_a_train_config():
+    from experiments.settings import QUICK_MAX_BATCHES, RunSettings
+
+    config = RunSettings(seeds=(3, 4), device="cpu", quick=True, progress=False).train_config(epochs=2, learning_rate=0.05)
+    assert (config.seed, config.device, config.progress, config.max_batches) == (3, "cpu", False, QUICK_MAX_BATCHES)
+    assert (config.epochs, config.learning_rate, config.batch_size) == (2, 0.05, 128)
