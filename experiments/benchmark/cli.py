@@ -8,16 +8,21 @@ rounds, the pipeline order reversed every other round, so none always runs first
 
 Figures per pipeline: seconds per epoch (median over the epochs after the warm-ups, training
 pass only), samples per second, evaluation seconds per epoch, run seconds (median over
-rounds: the whole run with evaluation and logging) and peak memory added (see
-``experiments.benchmark.memory``). Ratios: notebook / anncore and anncore / floor of seconds
-per epoch. The logging overhead, anncore_mlflow / anncore, is 1 + (logging seconds per run) /
+rounds: the whole run with evaluation and logging), peak memory added (see
+``experiments.benchmark.memory``), and the training FLOP rate: 6 × the forward multiply-adds per
+sample (566,528 for the baseline model, so 3.40 MFLOP per sample) × samples per second, also as a
+fraction of the machine's peak. The peak is the median rate of an fp32 matrix product
+(2048 × 2048 × 2048 on a CPU) timed before every round on the same device and thread count
+(see ``experiments.benchmark.peak``). Ratios: notebook / anncore and anncore / floor of seconds
+per epoch, and the floor's and anncore's fractions of the peak. The logging overhead, anncore_mlflow / anncore, is 1 + (logging seconds per run) /
 (anncore's run seconds), where the logging seconds are the extra time the MLflow pipeline spends
 outside its epochs' training and evaluation (run seconds minus both), paired with the anncore
 run of the same round, median over rounds. Logging only happens there (the trainer times an
 epoch before it calls the logger), and leaving the epochs out keeps their run-to-run noise,
 several per cent on a shared machine, out of a figure of a few per cent. The plain ratio of
 the two pipelines' median run seconds is reported too, as
-``anncore_mlflow_over_anncore_whole_runs``.
+``anncore_mlflow_over_anncore_whole_runs``. Targets: anncore / floor <= 1.05, anncore's fraction
+of the peak >= 0.70, the logging overhead <= 1.05; notebook / anncore is reported without one.
 
 Examples::
 
@@ -47,6 +52,7 @@ from experiments.settings import UserInputError
 DEFAULT_EPOCHS = 5  # the notebook's; the first is the warm-up
 DEFAULT_ROUNDS = 3
 QUICK_EPOCHS = 2
+QUICK_PEAK_REPEATS = 2  # fp32 products timed per round with --quick (else peak.MATMUL_REPEATS)
 
 
 def _int_at_least(low: int, what: str):
@@ -109,11 +115,7 @@ def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str
     """Check the device and data; return the pipelines' setup and the settings to record."""
     import torch
 
-    from anncore.data import CorruptDatasetError, DatasetNotFoundError, dataset_checksum, load_fashion_mnist
-    from anncore.models import architecture_string
     from anncore.trainer import resolve_device
-    from experiments.studies.baseline import DROPOUT, HIDDEN_SIZES
-    from experiments.benchmark.pipelines import BATCH_SIZE, LEARNING_RATE
     from experiments.settings import QUICK_MAX_BATCHES, QUICK_TEST_SIZE, QUICK_TRAIN_SIZE
 
     try:
@@ -123,14 +125,7 @@ def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str
     if args.threads:
         torch.set_num_threads(args.threads)
     data_dir = Path(args.data_dir or "data").expanduser().resolve()
-    try:
-        sizes = {
-            train: len(load_fashion_mnist(data_dir, train=train, download=args.data_dir is None))
-            for train in (True, False)
-        }
-        sha256 = dataset_checksum(data_dir)
-    except (DatasetNotFoundError, CorruptDatasetError) as error:
-        raise UserInputError(str(error)) from None
+    sizes, sha256 = _dataset_sizes(data_dir, download=args.data_dir is None)
     train_size = args.train_size or (min(QUICK_TRAIN_SIZE, sizes[True]) if args.quick else sizes[True])
     test_size = args.test_size or (min(QUICK_TEST_SIZE, sizes[False]) if args.quick else sizes[False])
     epochs = args.epochs or (QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS)
@@ -146,9 +141,30 @@ def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str
         progress=args.progress,
         sha256=sha256,
     )
+    return setup, _recorded_settings(args, setup, sizes, rounds)
+
+
+def _dataset_sizes(data_dir: Path, download: bool) -> tuple[dict[bool, int], str]:
+    """The sizes of the train (True) and test (False) splits in ``data_dir``, and its checksum."""
+    from anncore.data import CorruptDatasetError, DatasetNotFoundError, dataset_checksum, load_fashion_mnist
+
+    try:
+        sizes = {train: len(load_fashion_mnist(data_dir, train=train, download=download)) for train in (True, False)}
+        return sizes, dataset_checksum(data_dir)
+    except (DatasetNotFoundError, CorruptDatasetError) as error:
+        raise UserInputError(str(error)) from None
+
+
+def _recorded_settings(args: argparse.Namespace, setup: BenchmarkSetup, sizes: dict[bool, int], rounds: int) -> dict[str, object]:
+    """What the benchmark ran with, for benchmark.json and the MLflow params."""
+    from anncore.models import architecture_string
+    from experiments.benchmark.pipelines import BATCH_SIZE, LEARNING_RATE
+    from experiments.studies.baseline import DROPOUT, HIDDEN_SIZES
+
+    data_dir, sha256, train_size, test_size, epochs = setup.data_dir, setup.sha256, setup.train_size, setup.test_size, setup.epochs
     mode = ("as loaded" if train_size == sizes[True]
             else "first N of the split" if train_size < sizes[True] else "split repeated cyclically up to N")
-    settings = {
+    return {
         "data_dir": str(data_dir),
         "dataset_train_size": sizes[True],
         "dataset_test_size": sizes[False],
@@ -168,17 +184,27 @@ def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str
         "progress": bool(args.progress),
         "seed": args.seed,
     }
-    return setup, settings
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     """Measure every pipeline and return the results (also written/logged as asked)."""
     import torch
 
-    from experiments.tracking import runs, store
+    from anncore.models import FashionMNISTClassifier
+    from experiments.benchmark import peak
     from experiments.benchmark.pipelines import benchmark_settings
+    from experiments.studies.baseline import DROPOUT, HIDDEN_SIZES
+    from experiments.tracking import runs, store
 
     setup, settings = _setup_from_args(args)
+    model = FashionMNISTClassifier(HIDDEN_SIZES, dropout_rate=DROPOUT)
+    flops = {
+        "forward_multiply_adds_per_sample": peak.forward_multiply_adds(model),
+        "training_flops_per_sample": peak.training_flops_per_sample(model),
+        "executed_matmul_flops_per_sample": peak.executed_matmul_flops_per_sample(model),
+        "convention": "training FLOPs = 6 x forward multiply-adds per sample (2 forward, 4 backward)",
+    }
+    peak_repeats = QUICK_PEAK_REPEATS if args.quick else peak.MATMUL_REPEATS
     with contextlib.ExitStack() as stack:
         uri = _store_uri(args, stack)
         stack.enter_context(store.restored_tracking_uri())
@@ -187,9 +213,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         with runs.tracked_run(benchmark_settings(setup), "benchmark", role="parent", run_name="benchmark",
                               params={**params, "torch_threads": torch.get_num_threads()}) as run:
             settings["load_average_start"] = os.getloadavg()[0]
-            measurements = measure(setup, settings["rounds"])
+            measurements, timings = measure(setup, settings["rounds"], peak_repeats)
             settings["load_average_end"] = os.getloadavg()[0]
-            figures = {name: pipeline_figures(name, measurements[name]) for name in PIPELINES}
+            peak_result = peak.peak_figures(timings.size, timings.seconds_each, timings.load_average_each)
+            figures = {
+                name: pipeline_figures(name, measurements[name], flops["training_flops_per_sample"], peak_result["gflops"])
+                for name in PIPELINES
+            }
             logging_seconds = logging_seconds_per_run(figures)
             measured = ratios(figures, logging_seconds)
             results = {
@@ -197,6 +227,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
                 "ratios": measured,
                 "targets": targets_met(measured),
                 "logging_seconds_per_run": logging_seconds,
+                "peak": peak_result,
+                "flops": flops,
                 "settings": settings,
                 "environment": environment(setup.device),
                 "mlflow": {"logged": bool(args.log_mlflow or args.tracking_uri),

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from experiments.benchmark.pipelines import DESCRIPTIONS, PIPELINES, BenchmarkSetup, PipelineRun
 
 FULL_TRAIN_SIZE = 60_000  # FashionMNIST's training split, for the "per 60,000 images" figures
+# The performance issue's targets. notebook / anncore has none: the notebook's single-threaded
+# per-sample transforms speed up with the machine's state more than matrix products do, so the
+# ratio moves with the machine (it is still reported).
 TARGETS: dict[str, tuple[str, float]] = {
-    "notebook_over_anncore": (">=", 5.0),
-    "anncore_over_floor": ("<=", 1.2),
+    "anncore_over_floor": ("<=", 1.05),
+    "anncore_fraction_of_peak": (">=", 0.70),
     "anncore_mlflow_over_anncore": ("<=", 1.05),
 }
 
@@ -31,20 +34,38 @@ class Measurement:
     memory_method: str
 
 
-def measure(setup: BenchmarkSetup, rounds: int) -> dict[str, list[Measurement]]:
-    """Run every pipeline ``rounds`` times, alternating the order, each under :class:`PeakMemory`."""
+@dataclass
+class PeakTimings:
+    """The fp32 matrix products timed before each round (see ``experiments.benchmark.peak``)."""
+
+    size: int
+    seconds_each: list[float]
+    load_average_each: list[float]
+
+
+def measure(setup: BenchmarkSetup, rounds: int, peak_repeats: int) -> tuple[dict[str, list[Measurement]], PeakTimings]:
+    """Run every pipeline ``rounds`` times, alternating the order, each under :class:`PeakMemory`.
+
+    Before each round, ``peak_repeats`` fp32 matrix products are timed on the same device and
+    threads, so the peak is measured under the same conditions as the pipelines around it.
+    """
     from experiments.benchmark.memory import PeakMemory
+    from experiments.benchmark.peak import matmul_size, time_matmul
     from experiments.benchmark.pipelines import RUNNERS
 
     measurements: dict[str, list[Measurement]] = {name: [] for name in PIPELINES}
+    peak = PeakTimings(matmul_size(setup.device), [], [])
     for round_index in range(rounds):
+        print(f"round {round_index + 1}/{rounds}: fp32 matmul {peak.size}³", flush=True)
+        peak.load_average_each.append(os.getloadavg()[0])
+        peak.seconds_each += time_matmul(setup.device, peak.size, repeats=peak_repeats)
         order = PIPELINES if round_index % 2 == 0 else PIPELINES[::-1]
         for name in order:
             print(f"round {round_index + 1}/{rounds}: {name}", flush=True)
             with PeakMemory(setup.device) as memory:
                 run = RUNNERS[name](setup)
             measurements[name].append(Measurement(run, memory.added_mib, memory.peak_mib, memory.method))
-    return measurements
+    return measurements, peak
 
 
 def _median_after_warmup(series: list[list[float]]) -> float | None:
@@ -52,15 +73,24 @@ def _median_after_warmup(series: list[list[float]]) -> float | None:
     return statistics.median(measured) if measured else None
 
 
-def pipeline_figures(name: str, measurements: list[Measurement]) -> dict[str, object]:
-    """Pipeline ``name``'s figures from its runs (see the module docstring)."""
+def pipeline_figures(
+    name: str, measurements: list[Measurement], flops_per_sample: int, peak_gflops: float
+) -> dict[str, object]:
+    """Pipeline ``name``'s figures from its runs (see the module docstring).
+
+    ``training_gflops`` is ``flops_per_sample`` (6 × forward multiply-adds) × samples per second;
+    ``fraction_of_peak`` divides it by ``peak_gflops``, the fp32 matrix product's rate.
+    """
     runs = [m.run for m in measurements]
     seconds = _median_after_warmup([run.epoch_seconds for run in runs])
     outside = [outside_epochs_seconds(run) for run in runs]
     samples = runs[0].samples_per_epoch
+    training_gflops = flops_per_sample * samples / seconds / 1e9
     return {
         "seconds_per_epoch": seconds,
         "samples_per_sec": samples / seconds,
+        "training_gflops": training_gflops,
+        "fraction_of_peak": training_gflops / peak_gflops,
         "samples_per_epoch": samples,
         "seconds_per_60000_images": FULL_TRAIN_SIZE / (samples / seconds),
         "eval_seconds_per_epoch": _median_after_warmup([run.eval_seconds for run in runs]),
@@ -96,9 +126,11 @@ def logging_seconds_per_run(figures: dict[str, dict[str, object]]) -> float:
 
 
 def ratios(figures: dict[str, dict[str, object]], logging_seconds: float) -> dict[str, float]:
-    """The three target ratios, and two more without a target (see the module docstring).
+    """The ratios of the figures, three with a target (see the module docstring).
 
     notebook / anncore and anncore / floor divide seconds per epoch (training pass);
+    ``floor_fraction_of_peak`` and ``anncore_fraction_of_peak`` are those pipelines' training
+    FLOP rates over the fp32 matrix product's (:func:`pipeline_figures`);
     anncore_mlflow / anncore is 1 + ``logging_seconds`` (:func:`logging_seconds_per_run`) / anncore's run seconds;
     ``anncore_mlflow_over_anncore_whole_runs`` divides the two pipelines' median run seconds;
     ``notebook_over_anncore_with_eval`` divides training pass plus evaluation per epoch, which
@@ -110,6 +142,8 @@ def ratios(figures: dict[str, dict[str, object]], logging_seconds: float) -> dic
     return {
         "notebook_over_anncore": spe["notebook"] / spe["anncore"],
         "anncore_over_floor": spe["anncore"] / spe["floor"],
+        "floor_fraction_of_peak": figures["floor"]["fraction_of_peak"],
+        "anncore_fraction_of_peak": figures["anncore"]["fraction_of_peak"],
         "anncore_mlflow_over_anncore": 1 + logging_seconds / run_seconds["anncore"],
         "anncore_mlflow_over_anncore_whole_runs": run_seconds["anncore_mlflow"] / run_seconds["anncore"],
         "notebook_over_anncore_with_eval": with_eval["notebook"] / with_eval["anncore"],

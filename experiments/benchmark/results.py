@@ -20,6 +20,8 @@ def figures_table(figures: dict[str, dict[str, object]]):
                 "s/epoch": f["seconds_per_epoch"],
                 "samples/s": f["samples_per_sec"],
                 "s per 60k": f["seconds_per_60000_images"],
+                "GFLOPS": f["training_gflops"],
+                "of peak": f["fraction_of_peak"],
                 "eval s/epoch": f["eval_seconds_per_epoch"],
                 "run s": f["run_seconds"],
                 "peak MiB": f["peak_memory_mib"],
@@ -42,6 +44,7 @@ def print_report(results: dict[str, object], stream=sys.stdout) -> None:
         target = results["targets"].get(name)
         verdict = f"(target {target['target']}: {'met' if target['met'] else 'MISSED'})" if target else "(no target)"
         print(f"{name:<40} {value:6.3f}  {verdict}", file=stream)
+    print(peak_sentence(results), file=stream)
     print(f"MLflow logging adds {results['logging_seconds_per_run']:.3f} s per run (its pipeline's time outside the "
           "epochs, minus anncore's; median over rounds)", file=stream)
     s, env = results["settings"], results["environment"]
@@ -54,6 +57,19 @@ def print_report(results: dict[str, object], stream=sys.stdout) -> None:
     )
 
 
+def peak_sentence(results: dict[str, object]) -> str:
+    """The peak the fractions divide by, how it was measured, and how training FLOPs are counted."""
+    peak, flops = results["peak"], results["flops"]
+    loads = ", ".join(f"{load:.2f}" for load in peak["load_average_each"])
+    return (
+        f"peak: fp32 matmul {peak['size']}x{peak['size']}x{peak['size']} at {peak['gflops']:.1f} GFLOPS "
+        f"(median of {peak['products_timed']} after warm-up, best {peak['best_gflops']:.1f}; load average {loads} "
+        f"when timed); GFLOPS of training = 6 x {flops['forward_multiply_adds_per_sample']:,} forward "
+        f"multiply-adds per sample x samples/s (the matmuls autograd runs are "
+        f"{flops['executed_matmul_flops_per_sample'] / flops['training_flops_per_sample']:.3f} of that count)"
+    )
+
+
 def log_results(results: dict[str, object]) -> None:
     """Log the figures into the active (benchmark) run: metrics and ``benchmark.json``."""
     import mlflow
@@ -63,10 +79,12 @@ def log_results(results: dict[str, object]) -> None:
     metrics = {}
     for name in PIPELINES:
         f = results["pipelines"][name]
-        for key in ("seconds_per_epoch", "samples_per_sec", "peak_memory_mib", "run_seconds"):
+        for key in ("seconds_per_epoch", "samples_per_sec", "training_gflops", "fraction_of_peak",
+                    "peak_memory_mib", "run_seconds"):
             metrics[f"{name}/{key}"] = f[key]
     metrics.update(results["ratios"])
     metrics["logging_seconds_per_run"] = results["logging_seconds_per_run"]
+    metrics["peak_gflops"] = results["peak"]["gflops"]
     metrics["load_average_start"] = results["settings"]["load_average_start"]
     metrics["load_average_end"] = results["settings"]["load_average_end"]
     runs.log_metrics(metrics)
