@@ -137,6 +137,22 @@ def test_findings_name_each_target_met_or_missed_and_the_fastest_pipeline(report
     seconds = {name: figures["seconds_per_60000_images"] for name, figures in results["pipelines"].items()}
     assert f"fastest pipeline is `{min(seconds, key=seconds.get)}`" in md
     assert f"the slowest `{max(seconds, key=seconds.get)}`" in md
+    assert "notebook_over_anncore" not in targets  # shown, without a verdict
+    assert f"$S = {ratios['notebook_over_anncore']:.3f}$ times as fast" in md and "$S$ has no target" in md
+
+
+def test_findings_give_the_peak_and_each_pipelines_fraction_of_it(report_store: str, logged) -> None:
+    _, results, _ = logged
+    md = performance.findings().data
+    peak, pipelines = results["peak"], results["pipelines"]
+    assert f"matrix product of {peak['size']:,} × {peak['size']:,}" in md
+    assert f"ran at {figure(peak['gflops'])} GFLOPS, the median of {peak['products_timed']} products" in md
+    assert "load average " + ", ".join(f"{load:.2f}" for load in peak["load_average_each"]) + " when timed" in md
+    assert f"6 × the {results['flops']['forward_multiply_adds_per_sample']:,} forward multiply-adds" in md
+    for name in ("floor", "anncore"):
+        rate, fraction = pipelines[name]["training_gflops"], pipelines[name]["fraction_of_peak"]
+        assert fraction == pytest.approx(rate / peak["gflops"])
+        assert f"`{name}` at {figure(rate)} GFLOPS ({fraction:.3f} of the peak)" in md
 
 
 # --- a store without a benchmark run -------------------------------------------------------
@@ -165,3 +181,35 @@ def test_figures_keep_three_significant_digits_in_plain_notation(value: float | 
 
 def test_targets_show_their_relation_as_a_symbol() -> None:
     assert target_text(">= 5") == "≥ 5" and target_text("<= 1.05") == "≤ 1.05"
+
+
+PEAK_RESULTS = {
+    "peak": {"size": 2048, "gflops": 200.0, "best_gflops": 210.04, "products_timed": 15,
+             "load_average_each": [1.5, 2.25, 0.5]},
+    "flops": {"forward_multiply_adds_per_sample": 566_528, "training_flops_per_sample": 3_399_168},
+    "pipelines": {"floor": {"training_gflops": 130.0, "fraction_of_peak": 0.65},
+                  "anncore": {"training_gflops": 127.4, "fraction_of_peak": 0.637}},
+}  # fmt: skip
+
+
+def test_peak_sentence_from_hand_made_results() -> None:
+    assert performance.peak_sentence(PEAK_RESULTS) == (
+        "An fp32 matrix product of 2,048 × 2,048 by 2,048 × 2,048 ran at 200 GFLOPS, the median of 15 products "
+        "timed before the rounds (best 210; load average 1.50, 2.25, 0.50 when timed). Counting 6 × the 566,528 "
+        "forward multiply-adds of one sample (3.40 MFLOP), training ran `floor` at 130 GFLOPS (0.650 of the peak) "
+        "and `anncore` at 127 GFLOPS (0.637 of the peak)."
+    )
+
+
+def test_a_run_from_before_the_peak_has_no_peak_sentence_and_dashes_for_its_rates() -> None:
+    old = {"pipelines": {"floor": {"seconds_per_epoch": 0.2}, "anncore": {"seconds_per_epoch": 0.21}}}
+    assert performance.peak_sentence(old) == ""
+    frame = performance.pipeline_frame(old["pipelines"])
+    assert list(frame["training GFLOPS"]) == list(frame["fraction of peak"]) == ["—", "—"]
+
+
+def test_notebook_sentence_has_no_verdict() -> None:
+    text = performance.notebook_sentence({"notebook_over_anncore": 3.0704})
+    assert text.startswith("The anncore trainer runs an epoch $S = 3.070$ times as fast")
+    assert "met" not in text and "missed" not in text
+    assert performance.notebook_sentence({}) == ""

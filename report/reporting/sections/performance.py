@@ -2,8 +2,9 @@
 
 ``python -m experiments.benchmark --log-mlflow`` times four training pipelines on the same
 images and logs a parent run whose ``benchmark.json`` holds every figure shown here: per
-pipeline the timings, throughput and memory; the ratios and the targets some of them have; the
-settings and the machine. Ratios and targets are read as the run wrote them, so a ratio the
+pipeline the timings, throughput, training FLOP rate and memory; the fp32 matrix product's rate
+(the machine's peak) the FLOP rates are divided by; the ratios and the targets some of them
+have; the settings and the machine. Ratios and targets are read as the run wrote them, so a ratio the
 benchmark adds appears here without a change.
 """
 
@@ -27,6 +28,8 @@ PIPELINE_FIGURES: dict[str, str] = {
     "s / epoch": "seconds_per_epoch",
     "samples / s": "samples_per_sec",
     "s per 60,000 images": "seconds_per_60000_images",
+    "training GFLOPS": "training_gflops",
+    "fraction of peak": "fraction_of_peak",
     "eval s / epoch": "eval_seconds_per_epoch",
     "peak memory (MiB)": "peak_memory_mib",
 }
@@ -34,6 +37,8 @@ PIPELINE_FIGURES: dict[str, str] = {
 RATIO_MEANINGS: dict[str, str] = {
     "notebook_over_anncore": "$S$: notebook ÷ anncore, s / epoch",
     "anncore_over_floor": "$F$: anncore ÷ floor, s / epoch",
+    "floor_fraction_of_peak": "$P_\\text{floor}$: floor's training GFLOPS ÷ peak",
+    "anncore_fraction_of_peak": "$P_\\text{anncore}$: anncore's training GFLOPS ÷ peak",
     "anncore_mlflow_over_anncore": "$O$: logging overhead per run",
     "anncore_mlflow_over_anncore_whole_runs": "anncore_mlflow ÷ anncore, whole runs",
     "notebook_over_anncore_with_eval": "$S$ with each epoch's evaluation included",
@@ -218,20 +223,49 @@ def targets_sentence(ratios: dict[str, float], targets: dict[str, dict]) -> str:
     )
 
 
-def speed_sentence(pipelines: dict[str, dict], ratios: dict[str, float]) -> str:
-    """The fastest and slowest pipeline per 60,000 images, and anncore's speed-up over the notebook."""
+def speed_sentence(pipelines: dict[str, dict]) -> str:
+    """The fastest and slowest pipeline per 60,000 images."""
     seconds = {name: figures["seconds_per_60000_images"] for name, figures in pipelines.items()}
     fastest, slowest = min(seconds, key=seconds.get), max(seconds, key=seconds.get)
-    text = (
+    return (
         f"Per 60,000 training images the fastest pipeline is `{fastest}` ({figure(seconds[fastest])} s), "
         f"the slowest `{slowest}` ({figure(seconds[slowest])} s)."
     )
-    if "notebook_over_anncore" in ratios:
-        text += (
-            f" The anncore trainer runs an epoch $S = {ratio_text(ratios['notebook_over_anncore'])}$ times "
-            "as fast as the notebook's pipeline."
-        )
-    return text
+
+
+def peak_sentence(results: dict) -> str:
+    """The fp32 matrix product's rate, and the floor's and anncore's training FLOP rates as fractions of it.
+
+    Empty for a benchmark run made before the peak was measured (its ``benchmark.json`` has no ``peak``).
+    """
+    peak, flops, pipelines = results.get("peak"), results.get("flops"), results["pipelines"]
+    if not peak or not flops:
+        return ""
+    n = f"{peak['size']:,}"
+    loads = ", ".join(f"{load:.2f}" for load in peak["load_average_each"])
+    rates = " and ".join(
+        f"`{name}` at {figure(pipelines[name]['training_gflops'])} GFLOPS "
+        f"({ratio_text(pipelines[name]['fraction_of_peak'])} of the peak)"
+        for name in ("floor", "anncore")
+    )
+    return (
+        f"An fp32 matrix product of {n} × {n} by {n} × {n} ran at {figure(peak['gflops'])} GFLOPS, the median of "
+        f"{peak['products_timed']} products timed before the rounds (best {figure(peak['best_gflops'])}; load "
+        f"average {loads} when timed). Counting 6 × the {flops['forward_multiply_adds_per_sample']:,} forward "
+        f"multiply-adds of one sample ({figure(flops['training_flops_per_sample'] / 1e6)} MFLOP), training ran "
+        f"{rates}."
+    )
+
+
+def notebook_sentence(ratios: dict[str, float]) -> str:
+    """anncore's speed-up over the notebook's pipeline, without a verdict (it moves with the machine)."""
+    if "notebook_over_anncore" not in ratios:
+        return ""
+    return (
+        f"The anncore trainer runs an epoch $S = {ratio_text(ratios['notebook_over_anncore'])}$ times as fast as "
+        "the notebook's pipeline; $S$ has no target, since the notebook's single-threaded per-sample transforms "
+        "speed up with the machine's state more than matrix products do."
+    )
 
 
 # --- chunks --------------------------------------------------------------------------------
@@ -261,10 +295,12 @@ def pipeline_chart(store: Store, run: StoredRun) -> Outputs:
 
 @SECTION.output
 def findings(store: Store, run: StoredRun) -> Markdown:
-    """Which targets the run met, and which pipeline is fastest, computed from benchmark.json."""
+    """Which targets the run met, the peak and the FLOP rates, the fastest pipeline, from benchmark.json."""
     results = load_results(store, run)
     sentences = [
         targets_sentence(results["ratios"], results.get("targets", {})),
-        speed_sentence(results["pipelines"], results["ratios"]),
+        peak_sentence(results),
+        speed_sentence(results["pipelines"]),
+        notebook_sentence(results["ratios"]),
     ]
-    return Markdown(" ".join(sentences) + " " + SECTION.source_line([run]) + "\n")
+    return Markdown(" ".join(sentence for sentence in sentences if sentence) + " " + SECTION.source_line([run]) + "\n")
