@@ -19,6 +19,8 @@ DEVICES = ("auto", "cpu", "cuda")
 MAX_EPOCHS = 10_000
 MAX_SEED = 2**32 - 1
 MAX_LAYER_WIDTH = 100_000
+MAX_TRIALS = 100_000
+MAX_WORKERS = 64
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -116,6 +118,54 @@ def hidden_activation(text: str) -> str:
     return text
 
 
+def trial_count(text: str) -> int:
+    """A number of sweep trials: an integer in 1..``MAX_TRIALS``."""
+    accepted = f"accepted: a number of trials from 1 to {MAX_TRIALS}"
+    value = _int(text, accepted)
+    if not 1 <= value <= MAX_TRIALS:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; {accepted}")
+    return value
+
+
+def timeout_seconds(text: str) -> float:
+    """A time budget in seconds: a finite number > 0."""
+    accepted = "accepted: a number of seconds greater than 0, such as 600"
+    value = _finite_float(text, accepted)
+    if value <= 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not positive; {accepted}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    """Local worker processes: an integer in 1..``MAX_WORKERS``."""
+    accepted = f"accepted: a number of worker processes from 1 to {MAX_WORKERS}"
+    value = _int(text, accepted)
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; {accepted}")
+    return value
+
+
+def study_name(text: str) -> str:
+    """An Optuna study name: letters, digits, ``.``, ``_`` and ``-``."""
+    from experiments.tracking.optuna_storage import check_study_name
+
+    return _checked(check_study_name, text)
+
+
+def storage_url(text: str) -> str:
+    """An Optuna storage URL with a supported scheme (the database is contacted later)."""
+    from experiments.tracking.optuna_storage import check_storage_url
+
+    return _checked(check_storage_url, text)
+
+
+def _checked(check, text: str) -> str:
+    try:
+        return check(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def experiment_name(text: str) -> str:
     """An experiment name or ``all``."""
     if text != "all" and text not in EXPERIMENT_NAMES:
@@ -143,7 +193,7 @@ def build_parser() -> OneLineArgumentParser:
         prog="python -m experiments",
         description="Run the course notebook's studies and track them in MLflow.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,run,rerun}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,run,rerun,cleanup}")
 
     commands.add_parser("list", help="list the experiments")
 
@@ -159,10 +209,29 @@ def build_parser() -> OneLineArgumentParser:
                         help="relu (default), sigmoid, tanh, leaky_relu, elu or identity")
     study = run.add_argument_group("activation_study")
     study.add_argument("--target-accuracy", type=accuracy_fraction, help="test accuracy to count epochs to (default 0.8)")
+    sweep = run.add_argument_group("sweep (architecture search)")
+    sweep.add_argument("--trials", type=trial_count, help="trials this invocation adds to the study "
+                       "(default 20, 4 with --quick)")
+    sweep.add_argument("--timeout", type=timeout_seconds, help="start no trial after this many seconds "
+                       "(default 180 when --trials is not given either, else none)")
+    sweep.add_argument("--study-name", type=study_name, help="Optuna study to create or continue "
+                       "(default fashion-mnist, fashion-mnist-quick with --quick)")
+    sweep.add_argument("--storage", type=storage_url, help="Optuna storage: sqlite:///path/optuna.db or "
+                       "postgresql+psycopg://user:password@host:port/db (default: optuna.db next to the MLflow store)")
+    sweep.add_argument("--workers", type=worker_count, help="local worker processes sharing the study (default 1)")
 
     rerun = commands.add_parser("rerun", help="a new run with the logged parameters of an old one")
     rerun.add_argument("run_id", metavar="RUN_ID", help="id of the run to rerun (see the MLflow UI)")
     _add_common_options(rerun)
+
+    from experiments.tracking.liveness import stale_after_seconds
+
+    cleanup = commands.add_parser("cleanup", help="end KILLED the runs whose process died (left RUNNING)")
+    cleanup.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
+    cleanup.add_argument("--stale-after", type=stale_after_seconds, default=900.0, metavar="SECONDS",
+                         help="runs of other hosts count as dead after this long without a heartbeat (default 900)")
+    cleanup.add_argument("--this-host-only", action="store_true", help="only runs of this host (checked by pid)")
+    cleanup.add_argument("--dry-run", action="store_true", help="list them, change nothing")
     return parser
 
 

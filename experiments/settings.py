@@ -50,6 +50,9 @@ class RunSettings:
     project_run_id : str or None
         The run ``mlflow run`` created for this command (an MLflow Project entry point);
         tagged as ``anncore.project_run_id``.
+    trials, timeout_s, study_name, storage, workers
+        The ``sweep`` experiment's budget (trials and seconds, None for its defaults), Optuna
+        study name and storage URL (None for the defaults) and local worker processes.
     """
 
     epochs: int | None = None
@@ -67,6 +70,11 @@ class RunSettings:
     arms: tuple[str, ...] | None = None
     rerun_of: str | None = None
     project_run_id: str | None = None
+    trials: int | None = None
+    timeout_s: float | None = None
+    study_name: str | None = None
+    storage: str | None = None
+    workers: int = 1
 
     @property
     def seed(self) -> int:

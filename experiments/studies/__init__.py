@@ -18,6 +18,7 @@ DESCRIPTIONS: dict[str, str] = {
     "depth": "TO-DO 4.1: 784-256-10 vs 784-128-64-10 vs 784-128-64-32-16-10",
     "activation_study": "TO-DO 4.2: ReLU, Sigmoid, Tanh, ELU, Leaky ReLU on 784-128-64-10",
     "custom": "your own architecture: --hidden-sizes, --dropout, --lr, --activation",
+    "sweep": "Optuna search over CustomANN (--trials, --timeout, --workers); champion registered",
 }
 EXPERIMENT_NAMES: tuple[str, ...] = tuple(DESCRIPTIONS)
 

@@ -4,7 +4,7 @@
 Besides the training run's params, metrics and ``history.csv``: per-class accuracy, the
 confusion matrix, 16 test predictions with confidence (CSV and a picture), a grid of train
 images per class, and the trained model (``mlflow.pytorch.log_model`` with a signature and
-an input example).
+an input example), registered as ``anncore-fashion-mnist`` with alias ``baseline``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from experiments.tracking import artifacts, datasets, runs
+from experiments.tracking import artifacts, datasets, registry, runs
 from experiments.charts.image_grids import class_samples_grid, predictions_grid, to_uint8
 from experiments.settings import Outcome
 from experiments.settings import RunSettings
@@ -49,8 +49,8 @@ def evaluation_tables(evaluation, class_names) -> dict[str, pd.DataFrame]:
     return {"per_class_accuracy": evaluation.per_class_accuracy, "confusion_matrix": confusion, "sample_predictions": samples}
 
 
-def log_model(model, example: np.ndarray) -> None:
-    """Log ``model`` (on the CPU) with a signature inferred from ``example`` and its outputs."""
+def log_model(model, example: np.ndarray):
+    """Log ``model`` (on the CPU) with a signature inferred from ``example`` and its outputs; its ``ModelInfo``."""
     import mlflow
     import torch
     from mlflow.models import infer_signature
@@ -68,7 +68,7 @@ def log_model(model, example: np.ndarray) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with_retry(
+            return with_retry(
                 mlflow.pytorch.log_model,
                 model,
                 name="model",
@@ -115,6 +115,7 @@ def run(settings: RunSettings) -> Outcome:
             class_samples_grid(train_images, data.train.y[:2000].numpy(), names, IMAGES_PER_CLASS),
             "sample_images.png",
         )
-        log_model(result.model, data.test.x[:2].numpy().reshape(2, -1))
+        model_info = log_model(result.model, data.test.x[:2].numpy().reshape(2, -1))
+        registry.register(model_info.model_uri, registry.BASELINE_ALIAS, "the baseline experiment's classifier")
     accuracy = float(result.history["test_acc"].iloc[-1])
     return Outcome(run.info.run_id, "final_test_acc", accuracy)

@@ -1,0 +1,99 @@
+"""Charts of an architecture search, drawn from its ``trials.csv``.
+
+- :func:`optimization_history`: every trial's validation accuracy by trial number (pruned
+  trials at the last accuracy they reported, hollow) and the best-so-far line.
+- :func:`parameter_panels`: one panel per searched parameter, validation accuracy against it.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from experiments.charts.inline_data import inline_data, require_columns
+
+STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728"}
+
+
+def _points(table: pd.DataFrame) -> pd.DataFrame:
+    """Trials with a validation accuracy to show: the value if complete, else the last one reported."""
+    shown = table.assign(accuracy=table["value"].where(table["state"] == "COMPLETE", table["last_val_acc"]))
+    return shown[shown["accuracy"].notna()].reset_index(drop=True)
+
+
+def _state_color() -> alt.Color:
+    states = list(STATE_COLORS)
+    return alt.Color("state:N", title="trial state", scale=alt.Scale(domain=states, range=list(STATE_COLORS.values())))
+
+
+def optimization_history(table: pd.DataFrame, title: str = "Search history: validation accuracy by trial") -> alt.LayerChart:
+    """Validation accuracy of every trial and the best complete trial so far.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A ``trials.csv``: ``number``, ``state``, ``value``, ``last_val_acc``, ``architecture``.
+    title : str
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+    """
+    require_columns(table, ["number", "state", "value", "last_val_acc"], "trials")
+    points = _points(table)
+    complete = table[table["state"] == "COMPLETE"].sort_values("number")
+    best = pd.DataFrame({"number": complete["number"], "best": complete["value"].cummax()})
+    scatter = alt.Chart(inline_data(points)).mark_point(size=60, filled=True).encode(
+        x=alt.X("number:Q", title="trial number", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("accuracy:Q", title="validation accuracy", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
+        color=_state_color(),
+        shape=alt.Shape("state:N", title="trial state"),
+        tooltip=[
+            alt.Tooltip("number:Q", title="trial"),
+            alt.Tooltip("state:N"),
+            alt.Tooltip("accuracy:Q", title="validation accuracy", format=".2%"),
+            alt.Tooltip("architecture:N"),
+            alt.Tooltip("epochs_run:Q", title="epochs run"),
+        ],
+    )
+    layers = [scatter]
+    if len(best):
+        line = alt.Chart(inline_data(best)).mark_line(interpolate="step-after", color="black").encode(
+            x="number:Q", y=alt.Y("best:Q"), tooltip=[alt.Tooltip("best:Q", title="best so far", format=".2%")]
+        )
+        layers.append(line)
+    return alt.layer(*layers).properties(title=title, width=480, height=260)
+
+
+def parameter_panels(table: pd.DataFrame, parameters: list[str], title: str = "Validation accuracy against each parameter") -> alt.ConcatChart:
+    """One small scatter per parameter: the parameter's value (x) against validation accuracy (y).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A ``trials.csv`` with ``param_<name>`` columns.
+    parameters : list of str
+        Parameter names (without ``param_``); numeric ones get a quantitative axis, the learning
+        rate a log axis, the rest a nominal one.
+    title : str
+        Chart title.
+    """
+    require_columns(table, ["number", "state", "value", "last_val_acc", *(f"param_{p}" for p in parameters)], "trials")
+    points = _points(table)
+    panels = []
+    for name in parameters:
+        column = f"param_{name}"
+        numeric = pd.api.types.is_numeric_dtype(points[column]) and points[column].nunique() > 3
+        scale = alt.Scale(type="log") if name == "learning_rate" else alt.Scale(zero=False)
+        x = alt.X(f"{column}:Q", title=name, scale=scale) if numeric else alt.X(f"{column}:N", title=name, axis=alt.Axis(labelAngle=0))
+        panels.append(
+            alt.Chart(inline_data(points[points[column].notna()])).mark_point(filled=True, size=40).encode(
+                x=x,
+                y=alt.Y("accuracy:Q", title="validation accuracy", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
+                color=_state_color(),
+                tooltip=[alt.Tooltip("number:Q", title="trial"), alt.Tooltip(f"{column}:N", title=name),
+                         alt.Tooltip("accuracy:Q", format=".2%")],
+            ).properties(width=170, height=140)
+        )
+    return alt.concat(*panels, columns=3).properties(title=title)

@@ -1,0 +1,136 @@
+"""Where the architecture search keeps its Optuna study: check, default and open the storage.
+
+The storage is Optuna's RDB storage: a SQLite file for one machine (the default,
+``optuna.db`` next to the MLflow store's database) or a PostgreSQL database shared by several
+machines (``postgresql+psycopg://user:password@host:port/db``). It is opened with a heartbeat,
+so a trial whose worker died (killed, machine lost) is marked FAIL by the next worker that
+starts a trial, instead of staying RUNNING forever.
+
+Storage URLs can hold passwords: they are never logged, and messages show them redacted.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from experiments.settings import UserInputError
+
+SQLITE_SCHEMES = ("sqlite",)
+POSTGRESQL_SCHEMES = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2")
+ACCEPTED = "accepted: sqlite:///path/optuna.db or postgresql+psycopg://user:password@host:port/database"
+STUDY_DB = "optuna.db"
+STUDY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Why these values: a live worker beats every HEARTBEAT_INTERVAL_S; a trial silent for
+# GRACE_PERIOD_S is taken for dead. Short enough that a killed worker's trial is failed within
+# seconds, long enough that a loaded 2-core machine never misses three beats in a row.
+HEARTBEAT_INTERVAL_S = 2
+GRACE_PERIOD_S = 8
+CONNECT_TIMEOUT_S = 5
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def check_study_name(text: str) -> str:
+    """Return ``text`` if it is a study name of letters, digits, ``.``, ``_``, ``-`` (at most 100)."""
+    if not STUDY_NAME_PATTERN.match(text):
+        raise ValueError(
+            f"study name {text!r} is not accepted; accepted: 1 to 100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, such as fashion-mnist"
+        )
+    return text
+
+
+def storage_scheme(url: str) -> str:
+    """The URL's scheme, e.g. ``"sqlite"`` or ``"postgresql+psycopg"`` (what is logged, never the URL)."""
+    return urlsplit(url).scheme.lower()
+
+
+def check_storage_url(url: str) -> str:
+    """Return ``url`` if it is a SQLite or PostgreSQL URL Optuna can use; ``ValueError`` otherwise."""
+    scheme = storage_scheme(url)
+    if scheme in SQLITE_SCHEMES:
+        if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+            raise ValueError(f"storage {url!r} names no database file; {ACCEPTED}")
+        return url
+    if scheme in POSTGRESQL_SCHEMES:
+        if not urlsplit(url).hostname or not urlsplit(url).path.strip("/"):
+            raise ValueError(f"storage {redacted(url)!r} needs a host and a database name; {ACCEPTED}")
+        return url
+    shown = scheme or "none"
+    raise ValueError(f"storage {redacted(url)!r} has unsupported scheme {shown!r}; {ACCEPTED}")
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def default_storage_url(tracking_uri: str) -> str:
+    """``sqlite:///<folder of the MLflow database>/optuna.db``; for a tracking server, ``./mlruns/optuna.db``."""
+    from experiments.tracking.store import STORE_DIR, sqlite_database_path
+
+    if tracking_uri.startswith("sqlite:///"):
+        folder = sqlite_database_path(tracking_uri).parent
+    else:
+        folder = Path.cwd() / STORE_DIR
+    return f"sqlite:///{folder / STUDY_DB}"
+
+
+def _engine_kwargs(url: str) -> dict[str, object]:
+    if storage_scheme(url) in SQLITE_SCHEMES:
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
+
+
+def open_storage(url: str, failed_trial_callback: Callable | None = None):
+    """Open (creating its tables if needed) the RDB storage at ``url``, with the heartbeat on.
+
+    Parameters
+    ----------
+    url : str
+        A URL accepted by :func:`check_storage_url`.
+    failed_trial_callback : callable, optional
+        ``(study, frozen_trial)``, called for each stale trial this process marks FAIL.
+
+    Raises
+    ------
+    UserInputError
+        The database cannot be reached or opened, or its driver is not installed.
+    """
+    import warnings
+
+    import optuna
+
+    # The heartbeat has been "experimental" since Optuna 2.9; it is what finds dead workers' trials.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    check_storage_url(url)
+    if storage_scheme(url) in SQLITE_SCHEMES:
+        folder = Path(url.removeprefix("sqlite:///").split("?", 1)[0]).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise UserInputError(f"storage {url!r}: folder {folder} does not exist; {ACCEPTED} in an existing folder")
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=_engine_kwargs(url),
+            heartbeat_interval=HEARTBEAT_INTERVAL_S,
+            grace_period=GRACE_PERIOD_S,
+            heartbeat_stale_trial_callback=failed_trial_callback,
+        )
+    except ModuleNotFoundError as error:
+        raise UserInputError(
+            f"storage {redacted(url)!r} needs the Python package {error.name!r}, which is not installed; "
+            "use postgresql+psycopg://... (psycopg is a dependency) or install it"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - SQLAlchemy's OperationalError, ArgumentError, ...
+        from experiments.tracking.store import first_line
+
+        raise UserInputError(
+            f"cannot open the Optuna storage {redacted(url)!r}: {type(error).__name__}: "
+            f"{first_line(error)}; {ACCEPTED}, reachable from this machine"
+        ) from None
