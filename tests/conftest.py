@@ -9,6 +9,18 @@ import pytest
 from tests.idx_files import write_fashion_mnist
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``cuda`` on a machine without CUDA (``scripts/gpu_check.sh`` runs them on one)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tiny_fashion_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root holding a tiny valid FashionMNIST (600 train, 200 test) in torchvision's layout."""

@@ -1,0 +1,80 @@
+"""What only a CUDA machine can check: training on the GPU agrees with the CPU, data and model live
+there, and the benchmark runs there. Marked ``cuda``: skipped without a CUDA device (see
+``tests/conftest.py``); ``scripts/gpu_check.sh`` runs them on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from anncore.data import BatchIterator, load_fashion_mnist, move_to_device
+from anncore.models import CustomANN
+from anncore.trainer import TrainConfig, set_seed, train
+from experiments.benchmark import cli as benchmark
+from experiments.benchmark.memory import METHOD_GPU, PeakMemory
+from experiments.benchmark.peak import MATMUL_SIZES
+
+pytestmark = pytest.mark.cuda
+CUDA = torch.device("cuda")
+
+
+def tiny_training(root: Path, device: str):
+    """Two epochs of a 784-32-10 network without dropout (its random masks differ between devices)."""
+    train_data = load_fashion_mnist(root, train=True, download=False)
+    test_data = load_fashion_mnist(root, train=False, download=False)
+    set_seed(0)
+    model = CustomANN([784, 32, 10])  # built on the CPU: the same initial weights for both devices
+    config = TrainConfig(epochs=2, batch_size=64, device=device, progress=False, seed=0)
+    return train(model, train_data, test_data, config)
+
+
+def test_training_on_cuda_matches_the_cpu(tiny_fashion_root: Path) -> None:
+    # TF32 is off for fp32 matmuls by default, so only summation order differs between devices.
+    assert not torch.backends.cuda.matmul.allow_tf32
+    cpu = tiny_training(tiny_fashion_root, "cpu")
+    gpu = tiny_training(tiny_fashion_root, "cuda")
+    for column in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert gpu.history[column].tolist() == pytest.approx(cpu.history[column].tolist(), rel=1e-3, abs=1e-3), column
+    for (name, theirs), mine in zip(cpu.model.state_dict().items(), gpu.model.state_dict().values()):
+        assert mine.device.type == "cuda"
+        torch.testing.assert_close(mine.cpu(), theirs, rtol=1e-3, atol=1e-4, msg=name)
+    assert gpu.evaluation.accuracy == pytest.approx(cpu.evaluation.accuracy, abs=2 / len(gpu.evaluation.labels))
+
+
+def test_data_and_batches_move_to_the_gpu_once(tiny_fashion_root: Path) -> None:
+    train_data = load_fashion_mnist(tiny_fashion_root, train=True, download=False)
+    test_data = load_fashion_mnist(tiny_fashion_root, train=False, download=False)
+    on_gpu, test_on_gpu = move_to_device(train_data, test_data, CUDA)
+    assert on_gpu.x.device.type == on_gpu.y.device.type == test_on_gpu.x.device.type == "cuda"
+    assert torch.equal(on_gpu.x.cpu(), train_data.x) and torch.equal(on_gpu.y.cpu(), train_data.y)
+    again, _ = move_to_device(on_gpu, test_on_gpu, CUDA)
+    assert again.x.data_ptr() == on_gpu.x.data_ptr()  # already there: not copied
+    x, y = next(iter(BatchIterator(on_gpu, 128, shuffle=True, seed=0)))
+    assert x.device.type == y.device.type == "cuda" and x.shape == (128, *train_data.x.shape[1:])
+
+
+def test_peak_memory_on_the_gpu_sees_a_64_mib_tensor() -> None:
+    with PeakMemory(CUDA) as memory:
+        block = torch.ones(16 * 2**20, device=CUDA)  # 64 MiB of float32
+        del block
+    assert memory.method == METHOD_GPU
+    assert memory.added_mib == pytest.approx(64, abs=1)
+
+
+def test_quick_benchmark_runs_on_cuda(tiny_fashion_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "benchmark.json"
+    status = benchmark.main(["--device", "cuda", "--data-dir", str(tiny_fashion_root), "--quick", "--no-progress",
+                             "--json", str(out)])
+    assert status == 0
+    results = json.loads(out.read_text())
+    assert results["environment"]["device"].startswith("cuda")
+    assert results["environment"]["device_name"] == torch.cuda.get_device_name(0)
+    assert results["peak"]["size"] == MATMUL_SIZES["cuda"]
+    for name, figures in results["pipelines"].items():
+        assert figures["peak_memory_method"] == METHOD_GPU, name
+        assert figures["seconds_per_epoch"] > 0 and 0 < figures["fraction_of_peak"] < 1, name
+    assert "fused=True" in results["pipelines"]["anncore"]["optimizer"]
