@@ -6,6 +6,7 @@ Examples::
     python -m experiments run all --data-dir ../shared/data
     python -m experiments run depth activation_study --seeds 0,1,2
     python -m experiments run custom --hidden-sizes 256,128 --dropout 0.2 --lr 0.001 --epochs 3
+    python -m experiments run sweep --trials 40 --workers 2    # Optuna search; run again to continue it
     python -m experiments rerun 3f2a...                # same params, tagged anncore.rerun_of
 """
 
@@ -41,6 +42,11 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         activation=args.activation or defaults.activation,
         target_accuracy=args.target_accuracy or defaults.target_accuracy,
         project_run_id=getattr(args, "project_run_id", None),
+        trials=getattr(args, "trials", None),
+        timeout_s=getattr(args, "timeout", None),
+        study_name=getattr(args, "study_name", None),
+        storage=getattr(args, "storage", None),
+        workers=getattr(args, "workers", None) or defaults.workers,
     )
 
 

@@ -78,6 +78,10 @@ def preflight(names: Sequence[str], settings: RunSettings, uri: str) -> None:
     if any(get_experiment(name).NEEDS_FASHION_MNIST for name in names):
         datasets.load(settings)
     store.connect(uri)
+    for name in names:  # an experiment's own checks (the sweep's Optuna storage), before any run
+        check = getattr(get_experiment(name), "preflight", None)
+        if check is not None:
+            check(settings)
 
 
 def run_suite(names: Sequence[str], settings: RunSettings, uri: str) -> int:
