@@ -110,7 +110,7 @@ try:
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=5000)
     statuses = sorted({run.info.status for run in runs})
     devices = sorted({run.data.params.get("device", "?") for run in runs})
-    print(f"  run all: {len(runs)} MLflow runs, status {', '.join(statuses) or 'none'}, device param {', '.join(devices) or 'none'}")
+    print(f"  MLflow: {len(runs)} runs in the store, status {', '.join(statuses) or 'none'}, device param {', '.join(devices) or 'none'}")
 except Exception as error:  # the summary must not hide the steps' results
     print(f"  run all: could not read the store ({error})")
 EOF
