@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def log_quick_benchmark(data_dir: Path, store: Path) -> str:
-    """Run ``python -m experiments.benchmark --quick --log-mlflow`` into ``store``; return its URI.
+    """Run ``python -m experiments.benchmark --quick --log-mlflow --profile`` into ``store``; return its URI.
 
     Parameters
     ----------
@@ -29,7 +29,7 @@ def log_quick_benchmark(data_dir: Path, store: Path) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.benchmark", "--quick", "--no-progress", "--log-mlflow",
+        [sys.executable, "-m", "experiments.benchmark", "--quick", "--no-progress", "--log-mlflow", "--profile",
          "--data-dir", str(data_dir), "--tracking-uri", uri],
         cwd=store, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

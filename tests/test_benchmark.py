@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from experiments.benchmark import cli as benchmark
 from experiments.benchmark.figures import logging_seconds_per_run
 from experiments.benchmark.memory import METHOD_RSS, PeakMemory
+from experiments.benchmark.profile import BETWEEN_OPERATORS, KINDS, OTHER_OPERATORS, breakdown, kind_of
 from experiments.benchmark.peak import (
     executed_matmul_flops_per_sample,
     forward_multiply_adds,
@@ -61,7 +62,8 @@ def quick_results(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFact
         patch.chdir(workdir)
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         uri_before = mlflow.get_tracking_uri()
-        status = benchmark.main(["--data-dir", str(tiny_fashion_root), "--quick", "--no-progress", "--json", str(out)])
+        status = benchmark.main(["--data-dir", str(tiny_fashion_root), "--quick", "--no-progress", "--profile",
+                                 "--json", str(out)])
         uri_after, variable_after = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     assert status == 0
     return {"json": json.loads(out.read_text()), "workdir": workdir, "uri_before": uri_before,
@@ -134,6 +136,33 @@ def test_flop_rates_are_six_multiply_adds_per_sample_over_the_matmul_peak(quick_
         assert figures["fraction_of_peak"] == pytest.approx(gflops / peak["gflops"]), name
     for name in ("floor", "anncore"):
         assert results["ratios"][f"{name}_fraction_of_peak"] == results["pipelines"][name]["fraction_of_peak"]
+
+
+def test_profile_splits_one_epoch_by_kind_of_work(quick_results: dict) -> None:
+    profiled = quick_results["json"]["profile"]
+    assert profiled["samples"] == QUICK_SAMPLES and profiled["device"] == "cpu"
+    assert list(profiled["seconds"]) == [*KINDS, OTHER_OPERATORS, BETWEEN_OPERATORS]
+    assert sum(profiled["seconds"].values()) >= profiled["wall_seconds"] * (1 - 1e-9)
+    assert all(value >= 0 for value in profiled["seconds"].values())
+    for kind, seconds in profiled["seconds"].items():
+        assert profiled["fractions"][kind] == pytest.approx(seconds / profiled["wall_seconds"])
+    executed = executed_matmul_flops_per_sample(torch.nn.Sequential(
+        torch.nn.Linear(784, 512), torch.nn.Linear(512, 256), torch.nn.Linear(256, 128), torch.nn.Linear(128, 10)))
+    assert profiled["matmul_gflops"] == pytest.approx(
+        executed * QUICK_SAMPLES / profiled["seconds"]["matrix products"] / 1e9)
+    names = [operator["name"] for operator in profiled["top_operators"]]
+    assert {"aten::addmm", "aten::mm"} & set(names)  # the model's products are among the costliest
+
+
+def test_profile_breakdown_sums_operators_by_kind() -> None:
+    seconds = breakdown({"aten::mm": 0.5, "aten::addmm": 0.25, "aten::_fused_adam_": 0.1, "aten::uniform_": 0.05,
+                         "aten::somethingelse": 0.02}, wall_seconds=1.0)
+    assert seconds["matrix products"] == pytest.approx(0.75) and seconds["Adam step"] == pytest.approx(0.1)
+    assert seconds["dropout masks (random numbers)"] == pytest.approx(0.05)
+    assert seconds[OTHER_OPERATORS] == pytest.approx(0.02) and seconds[BETWEEN_OPERATORS] == pytest.approx(0.08)
+    assert kind_of("aten::threshold_backward").startswith("activations")
+    # The profiler's self times can exceed a short wall time; nothing is then left between operators.
+    assert breakdown({"aten::mm": 2.0}, wall_seconds=1.0)[BETWEEN_OPERATORS] == 0
 
 
 def test_optimizer_implementations_are_stated(quick_results: dict) -> None:

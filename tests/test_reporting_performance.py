@@ -208,6 +208,27 @@ def test_a_run_from_before_the_peak_has_no_peak_sentence_and_dashes_for_its_rate
     assert list(frame["training GFLOPS"]) == list(frame["fraction of peak"]) == ["—", "—"]
 
 
+def test_findings_say_where_the_profiled_epoch_went(report_store: str, logged) -> None:
+    _, results, _ = logged
+    md = performance.findings().data
+    profiled = results["profile"]
+    assert f"one anncore epoch of {profiled['samples']:,} samples" in md
+    shares = sorted(profiled["fractions"].items(), key=lambda item: item[1], reverse=True)
+    assert ", ".join(f"{kind} {share:.1%}" for kind, share in shares) in md
+    assert f"ran at {figure(profiled['matmul_gflops'])} GFLOPS" in md
+
+
+def test_profile_sentence_from_hand_made_results() -> None:
+    profiled = {"samples": 8226, "wall_seconds": 0.27, "matmul_gflops": 121.0,
+                "fractions": {"matrix products": 0.65, "Adam step": 0.111, "batch indexing": 0.0183}}
+    assert performance.profile_sentence({**PEAK_RESULTS, "profile": profiled}) == (
+        "Under `torch.profiler`, one anncore epoch of 8,226 samples (0.270 s, the profiler's cost included) went to: "
+        "matrix products 65.0%, Adam step 11.1%, batch indexing 1.8%. The matrix products themselves ran at "
+        "121 GFLOPS, 0.605 of the peak, counting the FLOPs they execute."
+    )
+    assert performance.profile_sentence(PEAK_RESULTS) == ""
+
+
 def test_notebook_sentence_has_no_verdict() -> None:
     text = performance.notebook_sentence({"notebook_over_anncore": 3.0704})
     assert text.startswith("The anncore trainer runs an epoch $S = 3.070$ times as fast")

@@ -95,6 +95,9 @@ def build_parser() -> OneLineArgumentParser:
                         "without either, the MLflow pipeline logs into a temporary store")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: the experiments' --quick slices and batches, 2 epochs, 1 round")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one anncore epoch (torch.profiler, after a warm-up, outside the timed runs) "
+                        "and report where its time goes")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=True,
                         help="hide the anncore pipelines' progress bars (shown by default, as in the experiments)")
     return parser
@@ -215,6 +218,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
             settings["load_average_start"] = os.getloadavg()[0]
             measurements, timings = measure(setup, settings["rounds"], peak_repeats)
             settings["load_average_end"] = os.getloadavg()[0]
+            profiled = None
+            if args.profile:
+                from experiments.benchmark.profile import profile_anncore_epoch
+
+                print("profile: one anncore epoch under torch.profiler", flush=True)
+                profiled = profile_anncore_epoch(setup, flops["executed_matmul_flops_per_sample"])
+                profiled["load_average"] = os.getloadavg()[0]
             peak_result = peak.peak_figures(timings.size, timings.seconds_each, timings.load_average_each)
             figures = {
                 name: pipeline_figures(name, measurements[name], flops["training_flops_per_sample"], peak_result["gflops"])
@@ -229,6 +239,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
                 "logging_seconds_per_run": logging_seconds,
                 "peak": peak_result,
                 "flops": flops,
+                "profile": profiled,
                 "settings": settings,
                 "environment": environment(setup.device),
                 "mlflow": {"logged": bool(args.log_mlflow or args.tracking_uri),

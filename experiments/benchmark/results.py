@@ -45,6 +45,10 @@ def print_report(results: dict[str, object], stream=sys.stdout) -> None:
         verdict = f"(target {target['target']}: {'met' if target['met'] else 'MISSED'})" if target else "(no target)"
         print(f"{name:<40} {value:6.3f}  {verdict}", file=stream)
     print(peak_sentence(results), file=stream)
+    if results.get("profile"):
+        from experiments.benchmark.profile import profile_lines
+
+        print("\n".join(profile_lines(results["profile"])), file=stream)
     print(f"MLflow logging adds {results['logging_seconds_per_run']:.3f} s per run (its pipeline's time outside the "
           "epochs, minus anncore's; median over rounds)", file=stream)
     s, env = results["settings"], results["environment"]

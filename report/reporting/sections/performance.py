@@ -257,6 +257,27 @@ def peak_sentence(results: dict) -> str:
     )
 
 
+def profile_sentence(results: dict) -> str:
+    """Where a profiled anncore epoch spent its time, by kind of work, largest first (empty without a profile).
+
+    ``benchmark.json``'s ``profile`` is there when the benchmark ran with ``--profile``.
+    """
+    profiled, peak = results.get("profile"), results.get("peak")
+    if not profiled:
+        return ""
+    shares = sorted(profiled["fractions"].items(), key=lambda item: item[1], reverse=True)
+    parts = ", ".join(f"{kind} {share:.1%}" for kind, share in shares)
+    text = (
+        f"Under `torch.profiler`, one anncore epoch of {profiled['samples']:,} samples "
+        f"({figure(profiled['wall_seconds'])} s, the profiler's cost included) went to: {parts}."
+    )
+    if profiled.get("matmul_gflops") is not None:
+        rate = f"{figure(profiled['matmul_gflops'])} GFLOPS"
+        of_peak = f", {ratio_text(profiled['matmul_gflops'] / peak['gflops'])} of the peak" if peak else ""
+        text += f" The matrix products themselves ran at {rate}{of_peak}, counting the FLOPs they execute."
+    return text
+
+
 def notebook_sentence(ratios: dict[str, float]) -> str:
     """anncore's speed-up over the notebook's pipeline, without a verdict (it moves with the machine)."""
     if "notebook_over_anncore" not in ratios:
@@ -300,6 +321,7 @@ def findings(store: Store, run: StoredRun) -> Markdown:
     sentences = [
         targets_sentence(results["ratios"], results.get("targets", {})),
         peak_sentence(results),
+        profile_sentence(results),
         speed_sentence(results["pipelines"]),
         notebook_sentence(results["ratios"]),
     ]
