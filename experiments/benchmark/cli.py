@@ -189,24 +189,41 @@ def _recorded_settings(args: argparse.Namespace, setup: BenchmarkSetup, sizes: d
     }
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
-    """Measure every pipeline and return the results (also written/logged as asked)."""
-    import torch
-
+def flop_counts() -> dict[str, object]:
+    """The baseline model's FLOPs per training sample (see ``experiments.benchmark.peak``)."""
     from anncore.models import FashionMNISTClassifier
     from experiments.benchmark import peak
-    from experiments.benchmark.pipelines import benchmark_settings
     from experiments.studies.baseline import DROPOUT, HIDDEN_SIZES
-    from experiments.tracking import runs, store
 
-    setup, settings = _setup_from_args(args)
     model = FashionMNISTClassifier(HIDDEN_SIZES, dropout_rate=DROPOUT)
-    flops = {
+    return {
         "forward_multiply_adds_per_sample": peak.forward_multiply_adds(model),
         "training_flops_per_sample": peak.training_flops_per_sample(model),
         "executed_matmul_flops_per_sample": peak.executed_matmul_flops_per_sample(model),
         "convention": "training FLOPs = 6 x forward multiply-adds per sample (2 forward, 4 backward)",
     }
+
+
+def _profile(setup: BenchmarkSetup, flops: dict[str, object]) -> dict[str, object]:
+    """One anncore epoch under torch.profiler (``--profile``), outside the timed runs."""
+    from experiments.benchmark.profile import profile_anncore_epoch
+
+    print("profile: one anncore epoch under torch.profiler", flush=True)
+    profiled = profile_anncore_epoch(setup, flops["executed_matmul_flops_per_sample"])
+    profiled["load_average"] = os.getloadavg()[0]
+    return profiled
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
+    """Measure every pipeline and return the results (also written/logged as asked)."""
+    import torch
+
+    from experiments.benchmark import peak
+    from experiments.benchmark.pipelines import benchmark_settings
+    from experiments.tracking import runs, store
+
+    setup, settings = _setup_from_args(args)
+    flops = flop_counts()
     peak_repeats = QUICK_PEAK_REPEATS if args.quick else peak.MATMUL_REPEATS
     with contextlib.ExitStack() as stack:
         uri = _store_uri(args, stack)
@@ -218,13 +235,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
             settings["load_average_start"] = os.getloadavg()[0]
             measurements, timings = measure(setup, settings["rounds"], peak_repeats)
             settings["load_average_end"] = os.getloadavg()[0]
-            profiled = None
-            if args.profile:
-                from experiments.benchmark.profile import profile_anncore_epoch
-
-                print("profile: one anncore epoch under torch.profiler", flush=True)
-                profiled = profile_anncore_epoch(setup, flops["executed_matmul_flops_per_sample"])
-                profiled["load_average"] = os.getloadavg()[0]
+            profiled = _profile(setup, flops) if args.profile else None
             peak_result = peak.peak_figures(timings.size, timings.seconds_each, timings.load_average_each)
             figures = {
                 name: pipeline_figures(name, measurements[name], flops["training_flops_per_sample"], peak_result["gflops"])
