@@ -38,3 +38,31 @@ def _restore_tracking_uri():
 
     with restored_tracking_uri():
         yield
+
+
+@pytest.fixture(scope="session")
+def full_store(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every experiment and the benchmark, ``--quick`` on the tiny data, in one store for the session."""
+    from tests.benchmark_runs import log_quick_benchmark
+    from tests.report_runs import run_experiments
+
+    store = tmp_path_factory.mktemp("full-store")
+    uri = run_experiments(["all"], tiny_fashion_root, store)
+    assert log_quick_benchmark(tiny_fashion_root, store) == uri
+    return uri
+
+
+@pytest.fixture(scope="session")
+def full_report(full_store: str):
+    """The English report executed against ``full_store`` (tests/report_runs.py)."""
+    from tests.report_runs import execute_report
+
+    return execute_report(full_store)
+
+
+@pytest.fixture(scope="session")
+def full_report_ru(full_store: str):
+    """The Russian edition (``QUARTO_PROFILE=ru``) executed against ``full_store``."""
+    from tests.report_runs import execute_report
+
+    return execute_report(full_store, profile="ru")

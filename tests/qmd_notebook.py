@@ -135,3 +135,40 @@ def cells_by_label(notebook: nbformat.NotebookNode) -> dict[str, nbformat.Notebo
         for cell in notebook.cells
         if cell.cell_type == "code" and "label" in cell.metadata.get("options", {})
     }
+
+
+def _visible(attributes: dict[str, str], classes: list[str], profiles: set[str], to: str) -> bool:
+    """Whether Quarto keeps a ``.content-visible`` / ``.content-hidden`` div for ``profiles`` and format ``to``."""
+    conditions = []
+    for key, value in attributes.items():
+        kind, _, what = key.partition("-")  # when-profile, unless-format, ...
+        if kind in {"when", "unless"} and what in {"profile", "format"}:
+            active = value in profiles if what == "profile" else value == to or (value == "pdf" and to == "typst")
+            conditions.append(active if kind == "when" else not active)
+    met = all(conditions)
+    return met if "content-visible" in classes else not met
+
+
+def _select_blocks(blocks: list, profiles: set[str], to: str) -> list:
+    kept = []
+    for block in blocks:
+        if block.get("t") == "Div":
+            (ident, classes, pairs), inner = block["c"]
+            if {"content-visible", "content-hidden"} & set(classes):
+                if _visible(dict(pairs), classes, profiles, to):
+                    kept += _select_blocks(inner, profiles, to)
+                continue
+            block = {"t": "Div", "c": [[ident, classes, pairs], _select_blocks(inner, profiles, to)]}
+        kept.append(block)
+    return kept
+
+
+def select_content(document: dict, profiles: set[str] | frozenset[str], to: str) -> dict:
+    """The pandoc AST ``document`` with Quarto's conditional content resolved, as a render would.
+
+    ``::: {.content-visible when-profile="ru"}`` blocks stay (unwrapped) only when ``ru`` is among
+    ``profiles``, ``unless-profile`` ones only when it is not, ``when-format``/``unless-format``
+    likewise for the output format ``to`` (``html``, ``typst``); ``.content-hidden`` is the
+    inverse. Quarto does this in a Lua filter after execution, so chunks inside still run.
+    """
+    return {**document, "blocks": _select_blocks(document["blocks"], set(profiles), to)}

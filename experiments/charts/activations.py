@@ -6,12 +6,16 @@ HTML page with no Python kernel; the ELU explorer computes its curves in Vega ex
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from typing import Callable
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
+from experiments.charts.i18n import SOURCE_LANGUAGE, translator
 from experiments.charts.inline_data import inline_data, require_columns
 
 ACTIVATION_COLUMNS = ("function", "alpha", "z", "value", "derivative")
@@ -34,45 +38,59 @@ def _labelled(df: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["label", "z"], kind="stable")
 
 
-def _tooltip(quantity: str, title: str, extra: list[alt.Tooltip] | None = None) -> list[alt.Tooltip]:
+def title_expression(template: str, **expressions: str) -> alt.Title:
+    """A title computed in the browser: ``template``'s ``{name}`` fields become Vega ``expressions``.
+
+    ``title_expression("Comparison: {a} vs {b}", a="function_a", b="function_b")`` ->
+    ``"Comparison: " + function_a + " vs " + function_b``, the literal parts quoted as JSON strings
+    (valid Vega string literals whatever a translation contains).
+    """
+    parts = re.split(r"\{(\w+)\}", template)
+    pieces = [json.dumps(part) if i % 2 == 0 else expressions[part] for i, part in enumerate(parts) if part or i % 2]
+    return alt.Title(alt.expr(" + ".join(pieces)))
+
+
+def _tooltip(quantity: str, title: str, extra: list[alt.Tooltip] | None = None, _=str) -> list[alt.Tooltip]:
     return [
-        alt.Tooltip("label:N", title="function"),
+        alt.Tooltip("label:N", title=_("function")),
         alt.Tooltip("z:Q", title="z", format=".3f"),
         alt.Tooltip(f"{quantity}:Q", title=title, format=".4f"),
         *(extra or []),
     ]
 
 
-def _panels(table: pd.DataFrame, labels: list[str], color_title: str) -> tuple[alt.Chart, alt.Chart]:
-    """Value and derivative line charts over ``z``, one colour per label."""
-    color = alt.Color("label:N", title=color_title, sort=labels)
+def _panels(
+    table: pd.DataFrame, labels: list[str], _: Callable[[str], str] = str
+) -> tuple[alt.Chart, alt.Chart]:
+    """Value and derivative line charts over ``z``, one colour per label, texts from the translator ``_``."""
+    color = alt.Color("label:N", title=_("function"), sort=labels)
     derivative_extra = (
-        [alt.Tooltip("numerical_derivative:Q", title="numerical derivative", format=".4f")]
+        [alt.Tooltip("numerical_derivative:Q", title=_("numerical derivative"), format=".4f")]
         if "numerical_derivative" in table.columns
         else []
     )
-    x = alt.X("z:Q", title="pre-activation z")
+    x = alt.X("z:Q", title=_("pre-activation z"))
     values = (
-        alt.Chart(title="Activation f(z)")
+        alt.Chart(title=_("Activation f(z)"))
         .mark_line(strokeWidth=2.5)
-        .encode(x=x, y=alt.Y("value:Q", title="f(z)"), color=color, tooltip=_tooltip("value", "f(z)"))
+        .encode(x=x, y=alt.Y("value:Q", title="f(z)"), color=color, tooltip=_tooltip("value", "f(z)", _=_))
         .properties(width=280, height=240)
     )
     derivatives = (
-        alt.Chart(title="Derivative f′(z)")
+        alt.Chart(title=_("Derivative f′(z)"))
         .mark_line(strokeWidth=2.5, strokeDash=[6, 3])
         .encode(
             x=x,
             y=alt.Y("derivative:Q", title="f′(z)"),
             color=color,
-            tooltip=_tooltip("derivative", "f′(z)", derivative_extra),
+            tooltip=_tooltip("derivative", "f′(z)", derivative_extra, _),
         )
         .properties(width=280, height=240)
     )
     return values, derivatives
 
 
-def activation_curves(df: pd.DataFrame) -> alt.HConcatChart:
+def activation_curves(df: pd.DataFrame, language: str = SOURCE_LANGUAGE) -> alt.HConcatChart:
     """Every logged activation function and its derivative, one colour per function.
 
     Parameters
@@ -90,13 +108,14 @@ def activation_curves(df: pd.DataFrame) -> alt.HConcatChart:
     require_columns(df, ACTIVATION_COLUMNS, "activations")
     table = _labelled(df)
     labels = list(pd.unique(table["label"]))
-    values, derivatives = _panels(table, labels, "function")
+    _ = translator(language)
+    values, derivatives = _panels(table, labels, _)
     return alt.hconcat(values, derivatives, data=inline_data(table)).properties(
-        title="Activation functions and their derivatives"
+        title=_("Activation functions and their derivatives")
     )
 
 
-def activation_comparison(df: pd.DataFrame) -> alt.HConcatChart:
+def activation_comparison(df: pd.DataFrame, language: str = SOURCE_LANGUAGE) -> alt.HConcatChart:
     """Two activation functions chosen from dropdowns, values and derivatives side by side.
 
     Parameters
@@ -122,14 +141,15 @@ def activation_comparison(df: pd.DataFrame) -> alt.HConcatChart:
 
     default_a = first("sigmoid", labels[0])
     default_b = first("relu", next(label for label in labels if label != default_a))
+    _ = translator(language)
     function_a = alt.param(
-        name="function_a", value=default_a, bind=alt.binding_select(options=labels, name="Function A: ")
+        name="function_a", value=default_a, bind=alt.binding_select(options=labels, name=_("Function A: "))
     )
     function_b = alt.param(
-        name="function_b", value=default_b, bind=alt.binding_select(options=labels, name="Function B: ")
+        name="function_b", value=default_b, bind=alt.binding_select(options=labels, name=_("Function B: "))
     )
     chosen = "datum.label === function_a || datum.label === function_b"
-    values, derivatives = _panels(table, labels, "function")
+    values, derivatives = _panels(table, labels, _)
     return (
         alt.hconcat(
             values.transform_filter(chosen),
@@ -137,7 +157,7 @@ def activation_comparison(df: pd.DataFrame) -> alt.HConcatChart:
             data=inline_data(table),
         )
         .add_params(function_a, function_b)
-        .properties(title=alt.Title(alt.expr("'Comparison: ' + function_a + ' vs ' + function_b")))
+        .properties(title=title_expression(_("Comparison: {a} vs {b}"), a="function_a", b="function_b"))
     )
 
 
@@ -186,7 +206,20 @@ def _explorer_curves(names: dict[str, str], leaky: float):
     return folded
 
 
-def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float = 1.0) -> alt.HConcatChart:
+def _elu_lower_bound(title: str) -> alt.Chart:
+    """A dotted rule at ELU's lower bound -alpha, following the slider (tooltip ``title``)."""
+    return (
+        alt.Chart()
+        .transform_aggregate(count="count()")  # one row, whatever the grid
+        .transform_calculate(lower_bound="-alpha")
+        .mark_rule(strokeDash=[2, 3], color="#d62728")
+        .encode(y="lower_bound:Q", tooltip=[alt.Tooltip("lower_bound:Q", title=title, format=".2f")])
+    )
+
+
+def elu_alpha_explorer(
+    z: object = None, leaky_alpha: float = 0.01, alpha: float = 1.0, language: str = SOURCE_LANGUAGE
+) -> alt.HConcatChart:
     """ELU next to ReLU and Leaky ReLU, with a slider for ELU's alpha from 0.1 to 2.0 (TO-DO 1.2).
 
     Parameters
@@ -197,6 +230,8 @@ def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float
         Leaky ReLU's fixed slope for z <= 0.
     alpha : float, default 1.0
         The slider's starting value, within [0.1, 2.0].
+    language : str, default "en"
+        Language of the titles and labels (``experiments.charts.i18n``).
 
     Returns
     -------
@@ -207,17 +242,18 @@ def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float
     """
     grid = _z_grid(z)
     _check_explorer_alphas(leaky_alpha, alpha)
+    _ = translator(language)
     alpha_param = alt.param(
         name="alpha",
         value=float(alpha),
-        bind=alt.binding_range(min=ELU_ALPHA_MIN, max=ELU_ALPHA_MAX, step=ELU_ALPHA_STEP, name="ELU alpha: "),
+        bind=alt.binding_range(min=ELU_ALPHA_MIN, max=ELU_ALPHA_MAX, step=ELU_ALPHA_STEP, name=_("ELU alpha: ")),
     )
     leaky = float(leaky_alpha)
     names = {"elu": "ELU", "relu": "ReLU", "leaky_relu": f"Leaky ReLU (α={leaky:g})"}
     folded = _explorer_curves(names, leaky)
-    color = alt.Color("function:N", title="function", sort=list(names.values()),
+    color = alt.Color("function:N", title=_("function"), sort=list(names.values()),
                       scale=alt.Scale(domain=list(names.values()), range=["#d62728", "#2ca02c", "#ff7f0e"]))
-    x = alt.X("z:Q", title="pre-activation z", scale=alt.Scale(domain=[float(grid[0]), float(grid[-1])], nice=False))
+    x = alt.X("z:Q", title=_("pre-activation z"), scale=alt.Scale(domain=[float(grid[0]), float(grid[-1])], nice=False))
 
     # Fixed y ranges: the widest any alpha on the slider can reach, so the axes do not jump.
     z_low = min(float(grid[0]), 0.0)
@@ -231,17 +267,11 @@ def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float
             x=x,
             y=alt.Y("value:Q", title="f(z)", scale=alt.Scale(domain=value_domain, nice=False)),
             color=color,
-            tooltip=[alt.Tooltip("function:N"), alt.Tooltip("z:Q", format=".3f"),
+            tooltip=[alt.Tooltip("function:N", title=_("function")), alt.Tooltip("z:Q", format=".3f"),
                      alt.Tooltip("value:Q", title="f(z)", format=".4f")],
         )
     )
-    lower_bound = (
-        alt.Chart()
-        .transform_aggregate(count="count()")  # one row, whatever the grid
-        .transform_calculate(lower_bound="-alpha")
-        .mark_rule(strokeDash=[2, 3], color="#d62728")
-        .encode(y="lower_bound:Q", tooltip=[alt.Tooltip("lower_bound:Q", title="ELU lower bound −α", format=".2f")])
-    )
+    lower_bound = _elu_lower_bound(_("ELU lower bound −α"))
     derivatives = (
         folded("_derivative", "derivative")
         .mark_line(strokeWidth=2.5, strokeDash=[6, 3])
@@ -249,17 +279,17 @@ def elu_alpha_explorer(z: object = None, leaky_alpha: float = 0.01, alpha: float
             x=x,
             y=alt.Y("derivative:Q", title="f′(z)", scale=alt.Scale(domain=derivative_domain, nice=False)),
             color=color,
-            tooltip=[alt.Tooltip("function:N"), alt.Tooltip("z:Q", format=".3f"),
+            tooltip=[alt.Tooltip("function:N", title=_("function")), alt.Tooltip("z:Q", format=".3f"),
                      alt.Tooltip("derivative:Q", title="f′(z)", format=".4f")],
         )
     )
     data = inline_data(pd.DataFrame({"z": grid}))
     return (
         alt.hconcat(
-            alt.layer(values, lower_bound).properties(title="Activation f(z)", width=280, height=240),
-            derivatives.properties(title="Derivative f′(z)", width=280, height=240),
+            alt.layer(values, lower_bound).properties(title=_("Activation f(z)"), width=280, height=240),
+            derivatives.properties(title=_("Derivative f′(z)"), width=280, height=240),
             data=data,
         )
         .add_params(alpha_param)
-        .properties(title=alt.Title(alt.expr("'ELU with α = ' + format(alpha, '.2f') + ' vs ReLU and Leaky ReLU'")))
+        .properties(title=title_expression(_("ELU with α = {alpha} vs ReLU and Leaky ReLU"), alpha="format(alpha, '.2f')"))
     )

@@ -5,15 +5,18 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from experiments.charts.i18n import SOURCE_LANGUAGE, translator
 from experiments.charts.inline_data import inline_data, require_columns
 
 
 def _check_title(title: object) -> None:
-    if not isinstance(title, str):
+    if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a str, got {type(title).__name__}: {title!r}")
 
 
-def per_class_accuracy(df: pd.DataFrame, title: str = "Accuracy per class") -> alt.LayerChart:
+def per_class_accuracy(
+    df: pd.DataFrame, title: str | None = None, language: str = SOURCE_LANGUAGE
+) -> alt.LayerChart:
     """Horizontal bars of test accuracy per class, labelled in %.
 
     Parameters
@@ -21,34 +24,38 @@ def per_class_accuracy(df: pd.DataFrame, title: str = "Accuracy per class") -> a
     df : pandas.DataFrame
         A per_class_accuracy.csv table: ``class_name`` and ``accuracy`` (fraction), optionally
         ``class_index``, ``correct`` and ``total`` (shown in the tooltip). Rows keep their order.
-    title : str, default "Accuracy per class"
-        Chart title.
+    title : str, optional
+        Chart title; default "Accuracy per class" in ``language``.
+    language : str, default "en"
+        Language of the texts (``experiments.charts.i18n``).
 
     Returns
     -------
     altair.LayerChart
     """
     _check_title(title)
+    _ = translator(language)
     require_columns(df, ["class_name", "accuracy"], "per_class_accuracy")
     table = df.copy()
     table["class_name"] = table["class_name"].astype(str)
     classes = list(table["class_name"])
-    tooltip = [alt.Tooltip("class_name:N", title="class"), alt.Tooltip("accuracy:Q", title="accuracy", format=".2%")]
-    tooltip += [alt.Tooltip(f"{c}:Q", title=c) for c in ("correct", "total") if c in table.columns]
+    tooltip = [alt.Tooltip("class_name:N", title=_("class")), alt.Tooltip("accuracy:Q", title=_("accuracy"), format=".2%")]
+    counts = {"correct": _("correct"), "total": _("total")}
+    tooltip += [alt.Tooltip(f"{c}:Q", title=title) for c, title in counts.items() if c in table.columns]
 
     base = alt.Chart().encode(
         y=alt.Y("class_name:N", title=None, sort=classes),
-        x=alt.X("accuracy:Q", title="accuracy", axis=alt.Axis(format=".0%"),
+        x=alt.X("accuracy:Q", title=_("accuracy"), axis=alt.Axis(format=".0%"),
                 scale=alt.Scale(domain=[0, 1])),
     )
     bars = base.mark_bar(color="#4c78a8").encode(tooltip=tooltip)
     labels = base.mark_text(align="left", dx=3).encode(text=alt.Text("accuracy:Q", format=".1%"))
     return alt.layer(bars, labels, data=inline_data(table)).properties(
-        title=title, width=360, height=alt.Step(22)
+        title=_("Accuracy per class") if title is None else title, width=360, height=alt.Step(22)
     )
 
 
-def confusion_matrix(df: pd.DataFrame, title: str = "Confusion matrix") -> alt.LayerChart:
+def confusion_matrix(df: pd.DataFrame, title: str | None = None, language: str = SOURCE_LANGUAGE) -> alt.LayerChart:
     """Heatmap of counts, rows = true class, columns = predicted class, shaded by row share.
 
     Parameters
@@ -56,8 +63,10 @@ def confusion_matrix(df: pd.DataFrame, title: str = "Confusion matrix") -> alt.L
     df : pandas.DataFrame
         A confusion_matrix.csv table read with ``index_col=0``: a square table of counts whose
         index (true class) and columns (predicted class) are the class names in the same order.
-    title : str, default "Confusion matrix"
-        Chart title.
+    title : str, optional
+        Chart title; default "Confusion matrix" in ``language``.
+    language : str, default "en"
+        Language of the texts (``experiments.charts.i18n``).
 
     Returns
     -------
@@ -87,19 +96,24 @@ def confusion_matrix(df: pd.DataFrame, title: str = "Confusion matrix") -> alt.L
     long = long.rename_axis(index="true").reset_index().melt(id_vars="true", var_name="predicted", value_name="count")
     row_totals = long.groupby("true")["count"].transform("sum")
     long["row_share"] = (long["count"] / row_totals.where(row_totals > 0)).fillna(0.0)
+    return _confusion_layers(long, true_names, predicted_names, translator(language), title)
 
+
+def _confusion_layers(long: pd.DataFrame, true_names: list[str], predicted_names: list[str], _, title) -> alt.LayerChart:
+    """The heatmap and its numbers, with texts from the translator ``_``."""
     base = alt.Chart().encode(
-        x=alt.X("predicted:N", title="predicted class", sort=predicted_names, axis=alt.Axis(labelAngle=-40)),
-        y=alt.Y("true:N", title="true class", sort=true_names),
+        x=alt.X("predicted:N", title=_("predicted class"), sort=predicted_names, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("true:N", title=_("true class"), sort=true_names),
     )
+    share = _("share of true class")
     cells = base.mark_rect().encode(
-        color=alt.Color("row_share:Q", title="share of true class", scale=alt.Scale(scheme="blues", domain=[0, 1]),
+        color=alt.Color("row_share:Q", title=share, scale=alt.Scale(scheme="blues", domain=[0, 1]),
                         legend=alt.Legend(format=".0%")),
         tooltip=[
-            alt.Tooltip("true:N", title="true"),
-            alt.Tooltip("predicted:N", title="predicted"),
-            alt.Tooltip("count:Q", title="count"),
-            alt.Tooltip("row_share:Q", title="share of true class", format=".1%"),
+            alt.Tooltip("true:N", title=_("true")),
+            alt.Tooltip("predicted:N", title=_("predicted")),
+            alt.Tooltip("count:Q", title=_("count")),
+            alt.Tooltip("row_share:Q", title=share, format=".1%"),
         ],
     )
     numbers = base.mark_text(fontSize=10).encode(
@@ -107,5 +121,5 @@ def confusion_matrix(df: pd.DataFrame, title: str = "Confusion matrix") -> alt.L
         color=alt.condition(alt.datum.row_share > 0.5, alt.value("white"), alt.value("black")),
     )
     return alt.layer(cells, numbers, data=inline_data(long)).properties(
-        title=title, width=alt.Step(38), height=alt.Step(30)
+        title=_("Confusion matrix") if title is None else title, width=alt.Step(38), height=alt.Step(30)
     )

@@ -6,7 +6,16 @@ import altair as alt
 import pandas as pd
 
 from experiments.charts.epoch_axis import epoch_axis
+from experiments.charts.i18n import N_, SOURCE_LANGUAGE, translator
 from experiments.charts.inline_data import inline_data, require_columns
+
+
+# How the summary metrics read on an axis (others: the name with spaces for underscores).
+METRIC_TITLES = {
+    "final_test_acc": N_("test accuracy"),
+    "final_train_acc": N_("train accuracy"),
+    "train_time_s": N_("training time (s)"),
+}
 
 
 def _is_fraction_metric(metric: str) -> bool:
@@ -14,7 +23,9 @@ def _is_fraction_metric(metric: str) -> bool:
     return metric.endswith("_acc") or metric.endswith("accuracy")
 
 
-def arm_comparison(summary: pd.DataFrame, metric: str, title: str) -> alt.LayerChart:
+def arm_comparison(
+    summary: pd.DataFrame, metric: str, title: str, language: str = SOURCE_LANGUAGE, arm_title: str = N_("arm")
+) -> alt.LayerChart:
     """Bars of a metric's mean per arm, with ±1 std error bars when several seeds were run.
 
     Parameters
@@ -27,6 +38,11 @@ def arm_comparison(summary: pd.DataFrame, metric: str, title: str) -> alt.LayerC
         (accuracies are shown as %).
     title : str
         Chart title.
+    language : str, default "en"
+        Language of the axis titles and tooltips (``experiments.charts.i18n``).
+    arm_title : str, default "arm"
+        What an arm is, for the axis title and tooltip (``"architecture"``, ``"activation"``);
+        translated like the other titles. The arms are labelled as ``summary`` names them.
 
     Returns
     -------
@@ -53,20 +69,22 @@ def arm_comparison(summary: pd.DataFrame, metric: str, title: str) -> alt.LayerC
 
     as_percent = _is_fraction_metric(metric)
     axis_format, value_format = (".0%", ".2%") if as_percent else ("~g", ".4~g")
-    axis_title = metric.replace("_", " ") + (" (mean ± std)" if show_error_bars else "")
+    _ = translator(language)
+    metric_title = _(METRIC_TITLES[metric]) if metric in METRIC_TITLES else metric.replace("_", " ")
+    axis_title = metric_title + (" " + _("(mean ± std)") if show_error_bars else "")
     arms = list(table["arm"])
 
     base = alt.Chart().encode(
-        x=alt.X("arm:N", title="arm", sort=arms, axis=alt.Axis(labelAngle=0)),
+        x=alt.X("arm:N", title=_(arm_title), sort=arms, axis=alt.Axis(labelAngle=0)),
     )
     bars = base.mark_bar(opacity=0.85).encode(
         y=alt.Y("mean:Q", title=axis_title, axis=alt.Axis(format=axis_format)),
         color=alt.Color("arm:N", sort=arms, legend=None),
         tooltip=[
-            alt.Tooltip("arm:N", title="arm"),
-            alt.Tooltip("mean:Q", title=f"mean {metric}", format=value_format),
-            alt.Tooltip("std:Q", title=f"std {metric}", format=value_format),
-            alt.Tooltip("n_seeds:Q", title="seeds"),
+            alt.Tooltip("arm:N", title=_(arm_title)),
+            alt.Tooltip("mean:Q", title=_("mean: {metric}").format(metric=metric_title), format=value_format),
+            alt.Tooltip("std:Q", title=_("std: {metric}").format(metric=metric_title), format=value_format),
+            alt.Tooltip("n_seeds:Q", title=_("seeds")),
         ],
     )
     labels = base.mark_text(dy=-6, baseline="bottom").encode(
@@ -87,7 +105,9 @@ def arm_comparison(summary: pd.DataFrame, metric: str, title: str) -> alt.LayerC
     return alt.layer(*layers, data=inline_data(table)).properties(title=title, width=min(600, max(240, 90 * len(arms))), height=260)
 
 
-def grad_norm_curves(grad_norms: pd.DataFrame) -> alt.FacetChart:
+def grad_norm_curves(
+    grad_norms: pd.DataFrame, language: str = SOURCE_LANGUAGE, arm_title: str = N_("arm")
+) -> alt.FacetChart:
     """Per-layer weight-gradient norm per epoch, one colour per arm, one panel per layer.
 
     Parameters
@@ -95,6 +115,10 @@ def grad_norm_curves(grad_norms: pd.DataFrame) -> alt.FacetChart:
     grad_norms : pandas.DataFrame
         A grad_norms.csv table: ``arm``, ``seed``, ``epoch``, ``layer``, ``grad_norm``.
         Several seeds are averaged per (arm, layer, epoch).
+    language : str, default "en"
+        Language of the titles and labels (``experiments.charts.i18n``).
+    arm_title : str, default "arm"
+        What an arm is, for the legend and tooltip (e.g. ``"activation"``).
 
     Returns
     -------
@@ -109,24 +133,25 @@ def grad_norm_curves(grad_norms: pd.DataFrame) -> alt.FacetChart:
     arms = list(pd.unique(table["arm"]))
     several_seeds = table.groupby(["arm", "layer", "epoch"]).size().max() > 1
     log_scale = bool((table["grad_norm"] > 0).all())
-    y_title = "‖∂L/∂W‖₂" + (" (mean over seeds)" if several_seeds else "")
+    _ = translator(language)
+    y_title = "‖∂L/∂W‖₂" + (" " + _("(mean over seeds)") if several_seeds else "")
 
     return (
         alt.Chart(inline_data(table))
         .mark_line(point=True)
         .encode(
-            x=alt.X("epoch:Q", title="epoch", axis=epoch_axis(sorted(pd.unique(table["epoch"])))),
+            x=alt.X("epoch:Q", title=_("epoch"), axis=epoch_axis(sorted(pd.unique(table["epoch"])))),
             y=alt.Y("mean(grad_norm):Q", title=y_title,
                     scale=alt.Scale(type="log") if log_scale else alt.Scale(zero=False)),
-            color=alt.Color("arm:N", title="arm", sort=arms),
+            color=alt.Color("arm:N", title=_(arm_title), sort=arms),
             tooltip=[
-                alt.Tooltip("arm:N", title="arm"),
-                alt.Tooltip("layer:N", title="layer"),
-                alt.Tooltip("epoch:Q", title="epoch"),
-                alt.Tooltip("mean(grad_norm):Q", title="gradient norm", format=".3e"),
+                alt.Tooltip("arm:N", title=_(arm_title)),
+                alt.Tooltip("layer:N", title=_("layer")),
+                alt.Tooltip("epoch:Q", title=_("epoch")),
+                alt.Tooltip("mean(grad_norm):Q", title=_("gradient norm"), format=".3e"),
             ],
         )
         .properties(width=170, height=200)
-        .facet(column=alt.Column("layer:N", title="layer", sort=layers))
-        .properties(title="Weight-gradient norm per layer")
+        .facet(column=alt.Column("layer:N", title=_("layer"), sort=layers))
+        .properties(title=_("Weight-gradient norm per layer"))
     )

@@ -6,12 +6,15 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from experiments.charts.i18n import SOURCE_LANGUAGE, translator
 from experiments.charts.inline_data import inline_data, require_columns
 
 SECONDS = "seconds_per_60000_images"
 
 
-def pipeline_seconds(figures: pd.DataFrame, title: str = "Training time per 60,000 images") -> alt.LayerChart:
+def pipeline_seconds(
+    figures: pd.DataFrame, title: str | None = None, language: str = SOURCE_LANGUAGE
+) -> alt.LayerChart:
     """Horizontal bars of seconds per 60,000 training images, one per pipeline, labelled.
 
     Parameters
@@ -20,8 +23,10 @@ def pipeline_seconds(figures: pd.DataFrame, title: str = "Training time per 60,0
         One row per pipeline: ``pipeline`` and ``seconds_per_60000_images`` (the training pass
         only, as ``benchmark.json`` records it), optionally ``description`` (shown in the
         tooltip). Bars keep the table's row order.
-    title : str, default "Training time per 60,000 images"
-        Chart title.
+    title : str, optional
+        Chart title; default "Training time per 60,000 images" in ``language``.
+    language : str, default "en"
+        Language of the texts (``experiments.charts.i18n``).
 
     Returns
     -------
@@ -33,8 +38,10 @@ def pipeline_seconds(figures: pd.DataFrame, title: str = "Training time per 60,0
     ValueError
         A column is missing, the table is empty, or a time is not a finite number >= 0.
     """
-    if not isinstance(title, str):
+    if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a str, got {type(title).__name__}: {title!r}")
+    _ = translator(language)
+    title = _("Training time per 60,000 images") if title is None else title
     require_columns(figures, ["pipeline", SECONDS], "figures")
     columns = ["pipeline", SECONDS] + (["description"] if "description" in figures.columns else [])
     table = figures[columns].copy()
@@ -44,14 +51,14 @@ def pipeline_seconds(figures: pd.DataFrame, title: str = "Training time per 60,0
     pipelines = list(table["pipeline"])
 
     tooltip = [
-        alt.Tooltip("pipeline:N", title="pipeline"),
-        alt.Tooltip(f"{SECONDS}:Q", title="s per 60,000 images", format=",.4~r"),
+        alt.Tooltip("pipeline:N", title=_("pipeline")),
+        alt.Tooltip(f"{SECONDS}:Q", title=_("s per 60,000 images"), format=",.4~r"),
     ]
     if "description" in table.columns:
-        tooltip.append(alt.Tooltip("description:N", title="what it runs"))
+        tooltip.append(alt.Tooltip("description:N", title=_("what it runs")))
     base = alt.Chart().encode(
         y=alt.Y("pipeline:N", title=None, sort=pipelines),
-        x=alt.X(f"{SECONDS}:Q", title="seconds per 60,000 training images (training pass)"),
+        x=alt.X(f"{SECONDS}:Q", title=_("seconds per 60,000 training images (training pass)")),
     )
     bars = base.mark_bar().encode(color=alt.Color("pipeline:N", sort=pipelines, legend=None), tooltip=tooltip)
     labels = base.mark_text(align="left", dx=3).encode(text=alt.Text(f"{SECONDS}:Q", format=",.3~r"))

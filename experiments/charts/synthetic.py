@@ -6,6 +6,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from experiments.charts.i18n import SOURCE_LANGUAGE, translator
 from experiments.charts.inline_data import inline_data, require_columns
 
 
@@ -15,7 +16,7 @@ def _half_step(values: pd.Series) -> float:
     return float(np.median(np.diff(centres))) / 2 if len(centres) > 1 else 0.5
 
 
-def decision_regions(grid: pd.DataFrame, points: pd.DataFrame) -> alt.LayerChart:
+def decision_regions(grid: pd.DataFrame, points: pd.DataFrame, language: str = SOURCE_LANGUAGE) -> alt.LayerChart:
     """Shaded predicted class over the input plane, with the data points coloured by true class.
 
     Parameters
@@ -25,6 +26,8 @@ def decision_regions(grid: pd.DataFrame, points: pd.DataFrame) -> alt.LayerChart
     points : pandas.DataFrame
         A predictions.csv table: ``x1``, ``x2``, ``label``, ``predicted``, ``confidence``.
         Misclassified points are drawn as crosses.
+    language : str, default "en"
+        Language of the titles, labels and legend entries (``experiments.charts.i18n``).
 
     Returns
     -------
@@ -32,6 +35,8 @@ def decision_regions(grid: pd.DataFrame, points: pd.DataFrame) -> alt.LayerChart
     """
     require_columns(grid, ["x1", "x2", "predicted"], "grid")
     require_columns(points, ["x1", "x2", "label", "predicted", "confidence"], "points")
+    _ = translator(language)
+    outcomes = [_("correct"), _("misclassified")]
 
     cells = pd.DataFrame({"x1": grid["x1"].astype(float), "x2": grid["x2"].astype(float),
                           "predicted": grid["predicted"].astype(str)})
@@ -40,7 +45,7 @@ def decision_regions(grid: pd.DataFrame, points: pd.DataFrame) -> alt.LayerChart
     dots = points[["x1", "x2", "confidence"]].astype(float)
     dots["label"] = points["label"].astype(str)
     dots["predicted"] = points["predicted"].astype(str)
-    dots["outcome"] = np.where(dots["label"] == dots["predicted"], "correct", "misclassified")
+    dots["outcome"] = np.where(dots["label"] == dots["predicted"], *outcomes)
 
     classes = sorted(set(cells["predicted"]) | set(dots["label"]) | set(dots["predicted"]), key=lambda c: (len(c), c))
     class_color = alt.Scale(domain=classes, scheme="category10")
@@ -59,7 +64,7 @@ def decision_regions(grid: pd.DataFrame, points: pd.DataFrame) -> alt.LayerChart
         )
         .mark_rect(opacity=0.3)
         .encode(x=x, x2="x1_high:Q", y=y, y2="x2_high:Q",
-                color=alt.Color("predicted:N", title="class", scale=class_color))
+                color=alt.Color("predicted:N", title=_("class"), scale=class_color))
     )
     scatter = (
         alt.Chart(inline_data(dots))
@@ -67,16 +72,17 @@ def decision_regions(grid: pd.DataFrame, points: pd.DataFrame) -> alt.LayerChart
         .encode(
             x=alt.X("x1:Q", title="x1"),
             y=alt.Y("x2:Q", title="x2"),
-            color=alt.Color("label:N", title="class", scale=class_color),
-            shape=alt.Shape("outcome:N", title="prediction",
-                            scale=alt.Scale(domain=["correct", "misclassified"], range=["circle", "cross"])),
+            color=alt.Color("label:N", title=_("class"), scale=class_color),
+            shape=alt.Shape("outcome:N", title=_("prediction"),
+                            scale=alt.Scale(domain=outcomes, range=["circle", "cross"])),
             tooltip=[
                 alt.Tooltip("x1:Q", title="x1", format=".3f"),
                 alt.Tooltip("x2:Q", title="x2", format=".3f"),
-                alt.Tooltip("label:N", title="true class"),
-                alt.Tooltip("predicted:N", title="predicted class"),
-                alt.Tooltip("confidence:Q", title="confidence", format=".1%"),
+                alt.Tooltip("label:N", title=_("true class")),
+                alt.Tooltip("predicted:N", title=_("predicted class")),
+                alt.Tooltip("confidence:Q", title=_("confidence"), format=".1%"),
             ],
         )
     )
-    return alt.layer(regions, scatter).properties(title="Decision regions and predictions", width=400, height=400)
+    title = _("Decision regions and predictions")
+    return alt.layer(regions, scatter).properties(title=title, width=400, height=400)

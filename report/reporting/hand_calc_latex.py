@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from reporting.i18n import _
+
 FUNCTION_NAMES = {
     "sigmoid": r"\sigma",
     "tanh": r"\tanh",
@@ -127,18 +129,20 @@ def given_step(trace: dict) -> Step:
         l = layer["index"]
         name = FUNCTION_NAMES[layer["activation"]]
         if layer["activation"] in {"leaky_relu", "elu"}:
-            name += rf" \text{{ with }} \alpha = {given(_alpha(layer))}"
+            word = _("with")
+            name += rf" \text{{ {word} }} \alpha = {given(_alpha(layer))}"
         lines += [
             rf"W^{{({l})}} &= {matrix(layer['weights'])}, \quad "
             rf"\mathbf{{b}}^{{({l})}} = {column_vector(layer['bias'])}, \quad f^{{({l})}} = {name}"
         ]
     if not trace["forward_only"]:
+        rate = _("learning rate")
         lines += [
             r"\mathbf{y} &= " + column_vector(trace["target"]),
             LOSS_FORMULAS[trace["loss_name"]].replace("L =", "L &=", 1),
-            rf"\eta &= {given(trace['learning_rate'])} \quad \text{{(learning rate)}}",
+            rf"\eta &= {given(trace['learning_rate'])} \quad \text{{({rate})}}",
         ]
-    return Step("Given", tuple(lines))
+    return Step(_("Given"), tuple(lines))
 
 
 def _activation_line(layer: dict, i: int, decimals: int) -> str:
@@ -190,8 +194,12 @@ def forward_steps(trace: dict, decimals: int = 4) -> list[Step]:
                 rf"= {signed_sum(values + [computed(bias, decimals)])} = {computed(z, decimals)}"
             )
         lines += [_activation_line(layer, i, decimals) for i in range(1, layer["n_out"] + 1)]
-        role = "output layer" if l == len(trace["layers"]) else "hidden layer"
-        steps.append(Step(f"Forward pass, layer {l} ({role})", tuple(lines)))
+        title = (
+            _("Forward pass, layer {l} (output layer)")
+            if l == len(trace["layers"])
+            else _("Forward pass, layer {l} (hidden layer)")
+        )
+        steps.append(Step(title.format(l=l), tuple(lines)))
     return steps
 
 
@@ -215,7 +223,7 @@ def loss_step(trace: dict, decimals: int = 4) -> Step:
             if t > 0
         ),
     }[trace["loss_name"]]()
-    return Step("Loss", (rf"L &= {pieces} = {computed(trace['loss'], decimals)}",))
+    return Step(_("Loss"), (rf"L &= {pieces} = {computed(trace['loss'], decimals)}",))
 
 
 def _output_gradient_line(trace: dict, i: int, decimals: int) -> str:
@@ -305,10 +313,10 @@ def backward_steps(trace: dict, decimals: int = 4) -> list[Step]:
         l = layer["index"]
         if l == len(layers):
             lines = [_output_gradient_line(trace, i, decimals) for i in range(1, layer["n_out"] + 1)]
-            title = f"Backward pass, layer {l} (output layer)"
+            title = _("Backward pass, layer {l} (output layer)").format(l=l)
         else:
             lines = [_hidden_gradient_line(trace, l, j, decimals) for j in range(1, layer["n_out"] + 1)]
-            title = f"Backward pass, layer {l} (hidden layer)"
+            title = _("Backward pass, layer {l} (hidden layer)").format(l=l)
         steps.append(Step(title, tuple(lines + _delta_lines(layer, decimals))))
     return steps
 
@@ -329,7 +337,7 @@ def gradient_steps(trace: dict, decimals: int = 4) -> list[Step]:
             lines.append(
                 rf"\frac{{\partial L}}{{\partial b_{{{i}}}^{{({l})}}}} &= \delta_{{{i}}}^{{({l})}} = {computed(layer['grad_bias'][i - 1], decimals)}"
             )
-        steps.append(Step(f"Gradients of layer {l}", tuple(lines)))
+        steps.append(Step(_("Gradients of layer {l}").format(l=l), tuple(lines)))
     return steps
 
 
@@ -352,7 +360,7 @@ def update_step(trace: dict, decimals: int = 4) -> Step:
                 rf"b_{{{i}}}^{{({l})}} &\leftarrow {given(b)} - {eta} \cdot {parenthesised(computed(gb, decimals))}"
                 rf" = {computed(new_b, decimals)}"
             )
-    return Step(f"Update with learning rate $\\eta = {eta}$", tuple(lines))
+    return Step(_("Update with learning rate {eta}").format(eta=f"$\\eta = {eta}$"), tuple(lines))
 
 
 def trace_steps(trace: dict, decimals: int = 4, include_given: bool = True) -> list[Step]:

@@ -16,6 +16,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from reporting.display import ChartOutput, Outputs, markdown_table
+from reporting.i18n import _, ngettext
 from reporting.store import Store, StoredRun, format_time, open_store, run_command
 
 
@@ -48,11 +49,13 @@ class Section:
         """Markdown saying the study has no finished run and which command makes one."""
         return (
             "::: {.callout-warning}\n"
-            f"**No results yet.** The MLflow store `{self.store().tracking_uri}` has no finished "
-            f"run of the experiment `anncore-{self.name}`. Produce it with\n\n"
-            f"```bash\n{run_command(self.name)}\n```\n\n"
-            "(add `--quick` for a short run), then render the report again.\n"
-            ":::\n"
+            + _(
+                "**No results yet.** The MLflow store `{store}` has no finished run of the "
+                "experiment `{experiment}`. Produce it with"
+            ).format(store=self.store().tracking_uri, experiment=f"anncore-{self.name}")
+            + f"\n\n```bash\n{run_command(self.name)}\n```\n\n"
+            + _("(add `--quick` for a short run), then render the report again.")
+            + "\n:::\n"
         )
 
     def status(self) -> Markdown:
@@ -62,16 +65,23 @@ class Section:
             return Markdown(self.missing_message())
         children = self.store().child_runs(run) if run.tags.get("anncore.role") == "parent" else []
         n = len(children)
-        child_note = f", with {n} child run{'s' if n != 1 else ''} (one per arm and seed)" if n else ""
+        child_note = (
+            ngettext(
+                ", with {n} child run (one per arm and seed)", ", with {n} child runs (one per arm and seed)", n
+            ).format(n=n)
+            if n
+            else ""
+        )
         trains = "epochs" in run.params
         quick = (
-            " Made in quick mode (`--quick`): training was shortened, so accuracies are lower than a full run's."
+            " " + _("Made in quick mode (`--quick`): training was shortened, so accuracies are lower than a full run's.")
             if run.quick and trains
             else ""
         )
-        return Markdown(
-            f"*Results from {run.citation()}{child_note}; it finished {format_time(run.end_time)}.{quick}*\n"
+        cited = _("Results from {run}{children}; it finished {time}.").format(
+            run=run.citation(), children=child_note, time=format_time(run.end_time)
         )
+        return Markdown(f"*{cited}{quick}*\n")
 
     def output(self, function: Callable[..., Any]) -> Callable[..., Any]:
         """Decorate a helper ``function(store, run, *args)``: called only when the run exists."""
@@ -88,7 +98,7 @@ class Section:
     @staticmethod
     def source_line(runs: Sequence[StoredRun]) -> str:
         """``*Source: run `1a2b3c4d` (anncore-baseline, <start time>, cpu).*``, naming every run used."""
-        return "*Source: " + "; ".join(run.citation() for run in runs) + ".*"
+        return "*" + _("Source: {runs}.").format(runs="; ".join(run.citation() for run in runs)) + "*"
 
     def chart(
         self, chart: alt.TopLevelMixin, div_id: str, alt_text: str, runs: Sequence[StoredRun], note: str = ""
@@ -102,5 +112,5 @@ class Section:
     def table(self, frame: pd.DataFrame, caption: str, runs: Sequence[StoredRun]) -> Markdown:
         """A Markdown table whose caption names the runs it came from."""
         sources = ", ".join(f"`{run.short_id}`" for run in runs)
-        label = "run" if len(runs) == 1 else "runs"
-        return Markdown(markdown_table(frame, f"{caption} (MLflow {label} {sources})"))
+        label = ngettext("MLflow run {runs}", "MLflow runs {runs}", len(runs)).format(runs=sources)
+        return Markdown(markdown_table(frame, f"{caption} ({label})"))

@@ -30,6 +30,7 @@ from experiments.tracking.store import (
     resolve_tracking_uri,
     sqlite_database_path,
 )
+from reporting.i18n import _
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -197,9 +198,8 @@ class StoredRun:
 
     def citation(self) -> str:
         """Markdown naming the run: ``run `1a2b3c4d` (anncore-baseline, 2025-... UTC, cpu)``."""
-        return (
-            f"run `{self.short_id}` ({self.experiment_name}, "
-            f"{format_time(self.start_time)}, {self.device})"
+        return _("run `{id}` ({experiment}, {time}, {device})").format(
+            id=self.short_id, experiment=self.experiment_name, time=format_time(self.start_time), device=self.device
         )
 
 

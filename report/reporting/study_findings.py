@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from reporting.i18n import _, integer, ngettext
 from reporting.training_tables import percent
 
 DISPLAY_NAMES = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "elu": "ELU", "leaky_relu": "Leaky ReLU"}
@@ -33,7 +34,7 @@ def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
 
 def _seeds_note(summary: pd.DataFrame) -> str:
     n = int(summary["n_seeds"].max()) if "n_seeds" in summary else 1
-    return f"mean over {n} seeds" if n > 1 else "one seed"
+    return ngettext("mean over {n} seed", "mean over {n} seeds", n).format(n=n) if n > 1 else _("one seed")
 
 
 def accuracy_sentence(summary: pd.DataFrame) -> str:
@@ -44,20 +45,26 @@ def accuracy_sentence(summary: pd.DataFrame) -> str:
     _require(summary, ["arm", "mean_final_test_acc"], "summary")
     ranked = summary.sort_values("mean_final_test_acc", ascending=False, kind="stable")
     best, worst = ranked.iloc[0], ranked.iloc[-1]
-    text = (
-        f"**{display_name(best['arm'])}** reached the highest test accuracy, "
-        f"{percent(best['mean_final_test_acc'])} ({_seeds_note(summary)})"
+    text = _("**{best}** reached the highest test accuracy, {accuracy} ({seeds})").format(
+        best=display_name(best["arm"]), accuracy=percent(best["mean_final_test_acc"]), seeds=_seeds_note(summary)
     )
     if len(ranked) == 1:
         return text + "."
-    text += f"; **{display_name(worst['arm'])}** the lowest, {percent(worst['mean_final_test_acc'])}."
+    text += _("; **{worst}** the lowest, {accuracy}.").format(
+        worst=display_name(worst["arm"]), accuracy=percent(worst["mean_final_test_acc"])
+    )
     gap = best["mean_final_test_acc"] - worst["mean_final_test_acc"]
     if "std_final_test_acc" in summary and summary.get("n_seeds", pd.Series([1])).max() > 1:
         spread = best["std_final_test_acc"] + worst["std_final_test_acc"]
-        relation = "larger" if gap > spread else "no larger"
-        text += (
-            f" The gap, {100 * gap:.2f} percentage points, is {relation} than the seed-to-seed "
-            f"spread (±{100 * best['std_final_test_acc']:.2f} and ±{100 * worst['std_final_test_acc']:.2f})."
+        sentence = (
+            _("The gap, {gap} percentage points, is larger than the seed-to-seed spread (±{best} and ±{worst}).")
+            if gap > spread
+            else _("The gap, {gap} percentage points, is no larger than the seed-to-seed spread (±{best} and ±{worst}).")
+        )
+        text += " " + sentence.format(
+            gap=f"{100 * gap:.2f}",
+            best=f"{100 * best['std_final_test_acc']:.2f}",
+            worst=f"{100 * worst['std_final_test_acc']:.2f}",
         )
     return text
 
@@ -68,10 +75,12 @@ def time_sentence(summary: pd.DataFrame) -> str:
     ranked = summary.sort_values("mean_train_time_s", kind="stable")
     fast, slow = ranked.iloc[0], ranked.iloc[-1]
     if len(ranked) == 1:
-        return f"Training took {fast['mean_train_time_s']:.1f} s."
-    return (
-        f"**{display_name(fast['arm'])}** trained fastest ({fast['mean_train_time_s']:.1f} s), "
-        f"**{display_name(slow['arm'])}** slowest ({slow['mean_train_time_s']:.1f} s)."
+        return _("Training took {seconds} s.").format(seconds=f"{fast['mean_train_time_s']:.1f}")
+    return _("**{fast}** trained fastest ({fast_seconds} s), **{slow}** slowest ({slow_seconds} s).").format(
+        fast=display_name(fast["arm"]),
+        fast_seconds=f"{fast['mean_train_time_s']:.1f}",
+        slow=display_name(slow["arm"]),
+        slow_seconds=f"{slow['mean_train_time_s']:.1f}",
     )
 
 
@@ -81,13 +90,17 @@ def parameters_sentence(summary: pd.DataFrame) -> str:
     most = summary.loc[summary["parameter_count"].idxmax()]
     best = summary.loc[summary["mean_final_test_acc"].idxmax()]
     if most["arm"] == best["arm"]:
-        return (
-            f"The most accurate arm is also the largest ({int(most['parameter_count']):,} parameters)."
+        return _("The most accurate arm is also the largest ({count} parameters).").format(
+            count=integer(most["parameter_count"])
         )
-    return (
-        f"The most accurate arm is not the largest: **{display_name(most['arm'])}** has the most "
-        f"parameters ({int(most['parameter_count']):,}) against {int(best['parameter_count']):,} "
-        f"for **{display_name(best['arm'])}**."
+    return _(
+        "The most accurate arm is not the largest: **{largest}** has the most parameters ({count}) "
+        "against {best_count} for **{best}**."
+    ).format(
+        largest=display_name(most["arm"]),
+        count=integer(most["parameter_count"]),
+        best_count=integer(best["parameter_count"]),
+        best=display_name(best["arm"]),
     )
 
 
@@ -97,35 +110,45 @@ def convergence_sentence(summary: pd.DataFrame, target: float | None, epochs: in
     Arms that never reached it (NaN) come last; ties are broken by final test accuracy.
     """
     _require(summary, ["arm", "mean_epochs_to_target", "mean_final_test_acc"], "summary")
-    goal = f"the target test accuracy of {percent(target, 0)}" if target is not None else "the target accuracy"
-    within = f" within {epochs} epochs" if epochs else ""
+    goal = (
+        _("the target test accuracy of {target}").format(target=percent(target, 0))
+        if target is not None
+        else _("the target accuracy")
+    )
+    within = " " + ngettext("within {n} epoch", "within {n} epochs", epochs).format(n=epochs) if epochs else ""
     reached = summary[summary["mean_epochs_to_target"].notna()]
     missed = [display_name(a) for a in summary.loc[summary["mean_epochs_to_target"].isna(), "arm"]]
     if reached.empty:
-        return f"No activation reached {goal}{within}, so convergence speed cannot be ranked by it."
+        return _("No activation reached {goal}{within}, so convergence speed cannot be ranked by it.").format(
+            goal=goal, within=within
+        )
     ranked = reached.sort_values(
         ["mean_epochs_to_target", "mean_final_test_acc"], ascending=[True, False], kind="stable"
     )
     first = ranked.iloc[0]
     ties = ranked[ranked["mean_epochs_to_target"] == first["mean_epochs_to_target"]]
     n = first["mean_epochs_to_target"]
-    epochs_text = f"{n:g} epoch{'s' if n != 1 else ''}"
+    epochs_text = ngettext("{n} epoch", "{n} epochs", n).format(n=f"{n:g}")
     if len(ties) > 1:
         names = ", ".join(f"**{display_name(a)}**" for a in ties["arm"])
-        text = (
-            f"{names} converged equally fast, reaching {goal} after {epochs_text}; among them "
-            f"**{display_name(first['arm'])}** ended with the highest test accuracy."
-        )
+        text = _(
+            "{names} converged equally fast, reaching {goal} after {epochs}; among them "
+            "**{best}** ended with the highest test accuracy."
+        ).format(names=names, goal=goal, epochs=epochs_text, best=display_name(first["arm"]))
     else:
-        text = f"**{display_name(first['arm'])}** converged fastest: it reached {goal} after {epochs_text}"
+        text = _("**{first}** converged fastest: it reached {goal} after {epochs}").format(
+            first=display_name(first["arm"]), goal=goal, epochs=epochs_text
+        )
         rest = ranked.iloc[1:]
         if not rest.empty:
             text += " (" + ", ".join(
-                f"{display_name(r['arm'])} {r['mean_epochs_to_target']:g}" for _, r in rest.iterrows()
+                f"{display_name(r['arm'])} {r['mean_epochs_to_target']:g}" for _index, r in rest.iterrows()
             ) + ")"
         text += "."
     if missed:
-        text += f" {', '.join(missed)} never reached it{within}."
+        text += " " + ngettext("{names} never reached it{within}.", "{names} never reached it{within}.", len(missed)).format(
+            names=", ".join(missed), within=within
+        )
     return text
 
 
@@ -142,20 +165,24 @@ def gradient_sentence(grad_norms: pd.DataFrame, slow: str = "sigmoid", fast: str
     """"First-layer gradient norms under ``slow`` are N times smaller (or larger) than under ``fast``."""
     norms = first_layer_norms(grad_norms)
     if slow not in norms or fast not in norms:
-        return f"The gradient comparison needs both {display_name(slow)} and {display_name(fast)} arms."
+        return _("The gradient comparison needs both {slow} and {fast} arms.").format(
+            slow=display_name(slow), fast=display_name(fast)
+        )
     a, b = float(norms[slow]), float(norms[fast])
     if a <= 0 or b <= 0 or math.isnan(a) or math.isnan(b):
-        return f"The first-layer gradient norms ({a:.3g} and {b:.3g}) cannot be compared as a ratio."
+        return _("The first-layer gradient norms ({a} and {b}) cannot be compared as a ratio.").format(
+            a=f"{a:.3g}", b=f"{b:.3g}"
+        )
     if a < b:
-        relation = f"{b / a:.1f} times smaller than"
+        relation = _("{ratio} times smaller than").format(ratio=f"{b / a:.1f}")
     elif a > b:
-        relation = f"{a / b:.1f} times larger than"
+        relation = _("{ratio} times larger than").format(ratio=f"{a / b:.1f}")
     else:
-        relation = "equal to"
-    return (
-        f"The first layer's weight-gradient norm under **{display_name(slow)}** averages {a:.3g}, "
-        f"{relation} under **{display_name(fast)}** ({b:.3g}; mean over epochs and seeds)."
-    )
+        relation = _("equal to")
+    return _(
+        "The first layer's weight-gradient norm under **{slow}** averages {a}, {relation} under "
+        "**{fast}** ({b}; mean over epochs and seeds)."
+    ).format(slow=display_name(slow), a=f"{a:.3g}", relation=relation, fast=display_name(fast), b=f"{b:.3g}")
 
 
 def theory_agreement_sentence(grad_norms: pd.DataFrame, slow: str = "sigmoid", fast: str = "relu") -> str:
@@ -164,11 +191,11 @@ def theory_agreement_sentence(grad_norms: pd.DataFrame, slow: str = "sigmoid", f
     if slow not in norms or fast not in norms:
         return ""
     if norms[slow] < norms[fast]:
-        return (
-            f"This is what the theory predicts: $\\sigma'(z) \\le 1/4$ shrinks the gradient at every "
-            f"{display_name(slow)} layer on its way back, while ReLU passes it through unchanged where it is active."
-        )
-    return (
-        f"This run does not show the shrinkage the theory predicts for {display_name(slow)}; with "
-        f"few layers, few epochs or a small dataset the effect can be hidden by other factors."
-    )
+        return _(
+            "This is what the theory predicts: $\\sigma'(z) \\le 1/4$ shrinks the gradient at every "
+            "{slow} layer on its way back, while ReLU passes it through unchanged where it is active."
+        ).format(slow=display_name(slow))
+    return _(
+        "This run does not show the shrinkage the theory predicts for {slow}; with few layers, few "
+        "epochs or a small dataset the effect can be hidden by other factors."
+    ).format(slow=display_name(slow))

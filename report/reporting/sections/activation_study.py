@@ -12,9 +12,10 @@ from experiments.charts.comparison import arm_comparison, grad_norm_curves
 from experiments.charts.training import training_curves
 from reporting import study_findings
 from reporting.display import Outputs
+from reporting.i18n import _, chart_language
 from reporting.section import Section
 from reporting.store import Store, StoredRun
-from reporting.study_tables import summary_frame
+from reporting.study_tables import display_arms, summary_frame
 from reporting.training_tables import percent
 
 ACTIVATION_STUDY = Section("activation_study")
@@ -36,9 +37,9 @@ def activation_table(store: Store, run: StoredRun) -> Markdown:
     summary, results = store.load_csv(run, "summary.csv"), store.load_csv(run, "results.csv")
     frame = summary_frame(summary, results, extra=("epochs_to_target",))
     target = _target(run)
-    caption = "Activation study: one row per activation function"
+    caption = _("Activation study: one row per activation function")
     if target is not None:
-        caption += f" (target test accuracy {percent(target, 0)})"
+        caption += " " + _("(target test accuracy {target})").format(target=percent(target, 0))
     return ACTIVATION_STUDY.table(frame, caption, [run])
 
 
@@ -47,7 +48,10 @@ def activation_curves(store: Store, run: StoredRun) -> Outputs:
     """Loss and accuracy per epoch for every activation (mean over seeds)."""
     curves = store.load_csv(run, "curves.csv")
     return ACTIVATION_STUDY.chart(
-        training_curves(curves, color="arm"), "activation-study-curves", "Activation study: training curves", [run]
+        training_curves(display_arms(curves), color="arm", language=chart_language(), color_title="activation"),
+        "activation-study-curves",
+        _("Activation study: training curves"),
+        [run],
     )
 
 
@@ -55,8 +59,11 @@ def activation_curves(store: Store, run: StoredRun) -> Outputs:
 def activation_chart(store: Store, run: StoredRun) -> Outputs:
     """Mean test accuracy per activation, with error bars when several seeds ran."""
     summary = store.load_csv(run, "summary.csv")
-    chart = arm_comparison(summary, "final_test_acc", "Test accuracy by activation")
-    return ACTIVATION_STUDY.chart(chart, "activation-study-comparison", "Activation study: test accuracy", [run])
+    chart = arm_comparison(
+        display_arms(summary), "final_test_acc", _("Test accuracy by activation"), language=chart_language(),
+        arm_title="activation",
+    )
+    return ACTIVATION_STUDY.chart(chart, "activation-study-comparison", _("Activation study: test accuracy"), [run])
 
 
 @ACTIVATION_STUDY.output
@@ -64,7 +71,10 @@ def gradient_norms(store: Store, run: StoredRun) -> Outputs:
     """Per-layer weight-gradient norms per epoch, one panel per layer."""
     norms = store.load_csv(run, "grad_norms.csv")
     return ACTIVATION_STUDY.chart(
-        grad_norm_curves(norms), "activation-study-gradients", "Activation study: gradient norms per layer", [run]
+        grad_norm_curves(display_arms(norms), language=chart_language(), arm_title="activation"),
+        "activation-study-gradients",
+        _("Activation study: gradient norms per layer"),
+        [run],
     )
 
 

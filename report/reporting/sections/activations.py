@@ -10,6 +10,7 @@ from IPython.display import Markdown
 from anncore.activations import elu, elu_derivative
 from experiments.charts.activations import activation_comparison, activation_curves, elu_alpha_explorer
 from reporting.display import ChartOutput, Outputs, markdown_table
+from reporting.i18n import _, chart_language
 from reporting.section import Section
 from reporting.store import Store, StoredRun
 
@@ -38,7 +39,10 @@ def curves(store: Store, run: StoredRun) -> Outputs:
     """Values and derivatives of the notebook's functions and ELU, from activations.csv."""
     table = overview_rows(store.load_csv(run, "activations.csv"))
     return SECTION.chart(
-        activation_curves(table), "activation-curves", "Activation functions and their derivatives", [run]
+        activation_curves(table, language=chart_language()),
+        "activation-curves",
+        _("Activation functions and their derivatives"),
+        [run],
     )
 
 
@@ -51,10 +55,10 @@ def derivative_frame(table: pd.DataFrame) -> pd.DataFrame:
     grouped = table.groupby("label", sort=False)
     return pd.DataFrame(
         {
-            "function": list(grouped.groups),
-            "z range": [f"[{g['z'].min():g}, {g['z'].max():g}]" for _, g in grouped],
-            "largest f'(z) on the grid": [f"{g['derivative'].max():.4f}" for _, g in grouped],
-            "largest gap, analytic vs numerical f'(z)": [f"{g['gap'].max():.1e}" for _, g in grouped],
+            _("function"): list(grouped.groups),
+            _("z range"): [f"[{g['z'].min():g}, {g['z'].max():g}]" for _name, g in grouped],
+            _("largest f'(z) on the grid"): [f"{g['derivative'].max():.4f}" for _name, g in grouped],
+            _("largest gap, analytic vs numerical f'(z)"): [f"{g['gap'].max():.1e}" for _name, g in grouped],
         }
     )
 
@@ -63,29 +67,37 @@ def derivative_frame(table: pd.DataFrame) -> pd.DataFrame:
 def derivative_check(store: Store, run: StoredRun) -> Markdown:
     """Table: each analytic derivative against a central difference, and its largest value."""
     frame = derivative_frame(store.load_csv(run, "activations.csv"))
-    return SECTION.table(frame, "Analytic derivatives checked against central differences", [run])
+    return SECTION.table(frame, _("Analytic derivatives checked against central differences"), [run])
 
 
 @SECTION.output
 def comparison(store: Store, run: StoredRun) -> Outputs:
     """The interactive two-function comparison (dropdowns; works without a kernel)."""
-    chart = activation_comparison(store.load_csv(run, "activations.csv"))
+    chart = activation_comparison(store.load_csv(run, "activations.csv"), language=chart_language())
     return SECTION.chart(
         chart,
         "activation-comparison",
-        "Two activation functions compared",
+        _("Two activation functions compared"),
         [run],
-        note="Choose the two functions in the menus above the chart (HTML version; the PDF shows the starting pair).",
+        note=_("Choose the two functions in the menus above the chart (HTML version; the PDF shows the starting pair)."),
     )
 
 
 def elu_explorer() -> Outputs:
     """ELU next to ReLU and Leaky ReLU with an alpha slider from 0.1 to 2.0 (TO-DO 1.2)."""
     return Outputs(
-        ChartOutput(elu_alpha_explorer(), "elu-alpha-explorer", "ELU with an alpha slider, beside ReLU and Leaky ReLU"),
+        ChartOutput(
+            elu_alpha_explorer(language=chart_language()),
+            "elu-alpha-explorer",
+            _("ELU with an alpha slider, beside ReLU and Leaky ReLU"),
+        ),
         Markdown(
-            "*Drawn in the browser from the ELU formula as the slider moves (HTML version; the PDF "
-            "shows α = 1). No run needed: nothing here is measured.*\n"
+            "*"
+            + _(
+                "Drawn in the browser from the ELU formula as the slider moves (HTML version; the PDF "
+                "shows α = 1). No run needed: nothing here is measured."
+            )
+            + "*\n"
         ),
     )
 
@@ -100,4 +112,5 @@ def elu_values() -> Markdown:
             r"$\mathrm{ELU}'(z)$": [f"{v + 0.0:.6f}" for v in elu_derivative(z)],
         }
     )
-    return Markdown(markdown_table(frame, "ELU on the TO-DO 1.1 test array, computed by `anncore.activations.elu` at render time"))
+    caption = _("ELU on the TO-DO 1.1 test array, computed by `anncore.activations.elu` at render time")
+    return Markdown(markdown_table(frame, caption))

@@ -9,6 +9,7 @@ from experiments.charts.classes import confusion_matrix as confusion_chart
 from experiments.charts.classes import per_class_accuracy as per_class_chart
 from experiments.charts.training import training_curves as training_chart
 from reporting.display import Outputs, png_image
+from reporting.i18n import _, chart_language, ngettext
 from reporting.section import Section
 from reporting.training_tables import final_metrics_frame, percent
 from reporting.store import Store, StoredRun
@@ -26,21 +27,22 @@ def sample_images(store: Store, run: StoredRun) -> Outputs:
     """The notebook's sample grid: a few training images of each class (the run's PNG)."""
     return Outputs(
         png_image(store.load_bytes(run, "sample_images.png")),
-        Markdown("Training images, a few per class. " + SECTION.source_line([run]) + "\n"),
+        Markdown(_("Training images, a few per class.") + " " + SECTION.source_line([run]) + "\n"),
     )
 
 
 @SECTION.output
 def summary(store: Store, run: StoredRun) -> Markdown:
     """Final accuracies, losses and training time."""
-    return SECTION.table(final_metrics_frame(run), "Baseline: final metrics", [run])
+    return SECTION.table(final_metrics_frame(run), _("Baseline: final metrics"), [run])
 
 
 @SECTION.output
 def training_curves(store: Store, run: StoredRun) -> Outputs:
     """Loss and accuracy per epoch, train and test."""
     history = store.load_csv(run, "history.csv")
-    return SECTION.chart(training_chart(history), "baseline-curves", "Baseline: training curves", [run])
+    chart = training_chart(history, language=chart_language())
+    return SECTION.chart(chart, "baseline-curves", _("Baseline: training curves"), [run])
 
 
 def per_class_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -52,8 +54,12 @@ def per_class_frame(table: pd.DataFrame) -> pd.DataFrame:
             "accuracy": [percent(a) for a in table["accuracy"]],
         }
     )
-    mean = pd.DataFrame({"class": ["*mean over classes*"], "correct / total": [""], "accuracy": [percent(table["accuracy"].mean())]})
-    return pd.concat([frame, mean], ignore_index=True)
+    label = _("mean over classes")
+    mean = pd.DataFrame(
+        {"class": [f"*{label}*"], "correct / total": [""], "accuracy": [percent(table["accuracy"].mean())]}
+    )
+    headers = {"class": _("class"), "correct / total": _("correct / total"), "accuracy": _("accuracy")}
+    return pd.concat([frame, mean], ignore_index=True).rename(columns=headers)
 
 
 def per_class_sentence(table: pd.DataFrame) -> str:
@@ -61,10 +67,12 @@ def per_class_sentence(table: pd.DataFrame) -> str:
     best = table.loc[table["accuracy"].idxmax()]
     worst = table.loc[table["accuracy"].idxmin()]
     if best["accuracy"] == worst["accuracy"]:
-        return f"Every class is recognised equally well: {percent(best['accuracy'])}."
-    return (
-        f"The best-recognised class is *{best['class_name']}* ({percent(best['accuracy'])}), "
-        f"the hardest *{worst['class_name']}* ({percent(worst['accuracy'])})."
+        return _("Every class is recognised equally well: {accuracy}.").format(accuracy=percent(best["accuracy"]))
+    return _("The best-recognised class is *{best}* ({best_accuracy}), the hardest *{worst}* ({worst_accuracy}).").format(
+        best=best["class_name"],
+        best_accuracy=percent(best["accuracy"]),
+        worst=worst["class_name"],
+        worst_accuracy=percent(worst["accuracy"]),
     )
 
 
@@ -73,9 +81,11 @@ def per_class(store: Store, run: StoredRun) -> Outputs:
     """Test accuracy per class: chart, table and the best/worst class."""
     table = store.load_csv(run, "per_class_accuracy.csv")
     return Outputs(
-        *SECTION.chart(per_class_chart(table), "baseline-per-class", "Baseline: accuracy per class", [run]),
+        *SECTION.chart(
+            per_class_chart(table, language=chart_language()), "baseline-per-class", _("Baseline: accuracy per class"), [run]
+        ),
         Markdown(per_class_sentence(table) + "\n"),
-        SECTION.table(per_class_frame(table), "Baseline: test accuracy per class", [run]),
+        SECTION.table(per_class_frame(table), _("Baseline: test accuracy per class"), [run]),
     )
 
 
@@ -87,12 +97,13 @@ def confusion_sentence(matrix: pd.DataFrame) -> str:
     true, predicted = off.stack().idxmax()
     count = int(off.loc[true, predicted])
     if count == 0:
-        return "No test image was misclassified."
+        return _("No test image was misclassified.")
     share = count / int(matrix.loc[true].sum())
-    return (
-        f"The most frequent mistake: *{true}* predicted as *{predicted}*, {count} times "
-        f"({percent(share, 1)} of the {true} test images)."
-    )
+    return ngettext(
+        "The most frequent mistake: *{true}* predicted as *{predicted}*, {count} time ({share} of the {true} test images).",
+        "The most frequent mistake: *{true}* predicted as *{predicted}*, {count} times ({share} of the {true} test images).",
+        count,
+    ).format(true=true, predicted=predicted, count=count, share=percent(share, 1))
 
 
 @SECTION.output
@@ -100,7 +111,9 @@ def confusion(store: Store, run: StoredRun) -> Outputs:
     """The confusion matrix (rows true, columns predicted) and its largest off-diagonal cell."""
     matrix = store.load_csv(run, "confusion_matrix.csv", index_col=0)
     return Outputs(
-        *SECTION.chart(confusion_chart(matrix), "baseline-confusion", "Baseline: confusion matrix", [run]),
+        *SECTION.chart(
+            confusion_chart(matrix, language=chart_language()), "baseline-confusion", _("Baseline: confusion matrix"), [run]
+        ),
         Markdown(confusion_sentence(matrix) + "\n"),
     )
 
@@ -109,18 +122,24 @@ def confusion(store: Store, run: StoredRun) -> Outputs:
 def sample_predictions(store: Store, run: StoredRun) -> Outputs:
     """Test images with their true and predicted class and the model's confidence."""
     table = store.load_csv(run, "sample_predictions.csv")
+    no = _("no")
     frame = pd.DataFrame(
         {
             "#": table["index"].astype(str),
-            "true": table["true_name"],
-            "predicted": table["predicted_name"],
-            "confidence": [f"{c:.3f}" for c in table["confidence"]],
-            "correct": ["yes" if t == p else "**no**" for t, p in zip(table["true_label"], table["predicted_label"])],
+            _("true"): table["true_name"],
+            _("predicted"): table["predicted_name"],
+            _("confidence"): [f"{c:.3f}" for c in table["confidence"]],
+            _("correct"): [_("yes") if t == p else f"**{no}**" for t, p in zip(table["true_label"], table["predicted_label"])],
         }
     )
     right = int((table["true_label"] == table["predicted_label"]).sum())
+    correct = ngettext(
+        "{right} of these {n} test image is classified correctly.",
+        "{right} of these {n} test images are classified correctly.",
+        len(table),
+    ).format(right=right, n=len(table))
     return Outputs(
         png_image(store.load_bytes(run, "sample_predictions.png")),
-        Markdown(f"{right} of these {len(table)} test images are classified correctly. " + SECTION.source_line([run]) + "\n"),
-        SECTION.table(frame, "Baseline: sample test predictions with confidence", [run]),
+        Markdown(correct + " " + SECTION.source_line([run]) + "\n"),
+        SECTION.table(frame, _("Baseline: sample test predictions with confidence"), [run]),
     )

@@ -12,9 +12,10 @@ from experiments.charts.comparison import arm_comparison
 from experiments.charts.training import training_curves
 from reporting import study_findings
 from reporting.display import Outputs
+from reporting.i18n import _, chart_language
 from reporting.section import Section
 from reporting.store import Store, StoredRun
-from reporting.study_tables import histories as _histories, summary_frame
+from reporting.study_tables import display_arms, histories as _histories, summary_frame
 
 DEPTH = Section("depth")
 
@@ -28,15 +29,18 @@ def depth_status() -> Markdown:
 def depth_table(store: Store, run: StoredRun) -> Markdown:
     """Training time, accuracy and parameter count per architecture."""
     summary, results = store.load_csv(run, "summary.csv"), store.load_csv(run, "results.csv")
-    return DEPTH.table(summary_frame(summary, results), "Depth study: one row per architecture", [run])
+    return DEPTH.table(summary_frame(summary, results), _("Depth study: one row per architecture"), [run])
 
 
 @DEPTH.output
 def depth_chart(store: Store, run: StoredRun) -> Outputs:
     """Mean test accuracy per architecture, with ±1 std error bars when several seeds ran."""
     summary = store.load_csv(run, "summary.csv")
-    chart = arm_comparison(summary, "final_test_acc", "Test accuracy by depth")
-    return DEPTH.chart(chart, "depth-comparison", "Depth study: test accuracy per architecture", [run])
+    chart = arm_comparison(
+        display_arms(summary), "final_test_acc", _("Test accuracy by depth"), language=chart_language(),
+        arm_title="architecture",
+    )
+    return DEPTH.chart(chart, "depth-comparison", _("Depth study: test accuracy per architecture"), [run])
 
 
 @DEPTH.output
@@ -46,7 +50,10 @@ def depth_curves(store: Store, run: StoredRun) -> Outputs:
     history = _histories(store, run, results)
     children = [store.run_by_id(run.name, run_id) for run_id in results["run_id"]]
     return DEPTH.chart(
-        training_curves(history, color="arm"), "depth-curves", "Depth study: training curves", [run, *children]
+        training_curves(display_arms(history), color="arm", language=chart_language(), color_title="architecture"),
+        "depth-curves",
+        _("Depth study: training curves"),
+        [run, *children],
     )
 
 

@@ -12,6 +12,7 @@ from IPython.display import Markdown
 
 from reporting.display import Outputs, markdown_table
 from reporting.hand_calc_latex import Step, forward_steps, trace_markdown
+from reporting.i18n import _, ngettext
 from reporting.section import Section
 from reporting.store import Store, StoredRun
 
@@ -39,13 +40,20 @@ def autograd_sentence(store: Store, run: StoredRun, key: str) -> str:
     table = store.load_csv(run, "autograd_differences.csv")
     rows = table[table["example"] == key]
     if rows.empty:
-        return f"*The run logged no autograd comparison for `{key}`.*"
+        return "*" + _("The run logged no autograd comparison for `{key}`.").format(key=key) + "*"
     difference = float(rows["max_abs_difference"].iloc[0])
-    verdict = "agrees with" if difference < 1e-9 else "**differs** from"
-    return (
-        f"**Check against PyTorch.** The same network recomputed with `torch.autograd` in float64 "
-        f"{verdict} every number above: the largest absolute difference is {difference:.1e}."
+    sentence = (
+        _(
+            "**Check against PyTorch.** The same network recomputed with `torch.autograd` in float64 "
+            "agrees with every number above: the largest absolute difference is {difference}."
+        )
+        if difference < 1e-9
+        else _(
+            "**Check against PyTorch.** The same network recomputed with `torch.autograd` in float64 "
+            "**differs** from every number above: the largest absolute difference is {difference}."
+        )
     )
+    return sentence.format(difference=f"{difference:.1e}")
 
 
 def discrepancy_table(store: Store, run: StoredRun, key: str) -> str:
@@ -53,23 +61,22 @@ def discrepancy_table(store: Store, run: StoredRun, key: str) -> str:
     table = store.load_csv(run, "discrepancies.csv", dtype={"printed_text": str})
     rows = table[table["example"] == key]
     if rows.empty:
-        return (
-            "Every value the notebook prints for this example equals the exact value rounded "
-            "to the digits it shows."
-        )
+        return _("Every value the notebook prints for this example equals the exact value rounded to the digits it shows.")
     shown = pd.DataFrame(
         {
-            "quantity": [f"`{q}`" for q in rows["quantity"]],
-            "notebook prints": list(rows["printed_text"]),
-            "exact": [f"{value:.6g}" for value in rows["exact"]],
-            "why they differ": list(rows["note"]),
+            _("quantity"): [f"`{q}`" for q in rows["quantity"]],
+            _("notebook prints"): list(rows["printed_text"]),
+            _("exact"): [f"{value:.6g}" for value in rows["exact"]],
+            _("why they differ"): [_(note) for note in rows["note"]],
         }
     )
-    return (
-        f"**Where the notebook's printed numbers differ from the exact values** "
-        f"({len(rows)} of them):\n\n"
-        + markdown_table(shown, f"Notebook values vs exact values (MLflow run `{run.short_id}`)")
-    )
+    heading = ngettext(
+        "**Where the notebook's printed numbers differ from the exact values** ({n} of them):",
+        "**Where the notebook's printed numbers differ from the exact values** ({n} of them):",
+        len(rows),
+    ).format(n=len(rows))
+    caption = _("Notebook values vs exact values (MLflow run `{id}`)").format(id=run.short_id)
+    return heading + "\n\n" + markdown_table(shown, caption)
 
 
 @SECTION.output
@@ -86,8 +93,14 @@ def worked_example(store: Store, run: StoredRun, key: str, decimals: int = 4) ->
     trace = load_trace(store, run, key)
     return Outputs(
         Markdown(
-            f"Values rounded to {decimals} decimal places for display; each is computed from "
-            f"unrounded numbers by the engine (trace `traces/{key}.json`).\n"
+            ngettext(
+                "Values rounded to {n} decimal place for display; each is computed from unrounded "
+                "numbers by the engine (trace `{trace}`).",
+                "Values rounded to {n} decimal places for display; each is computed from unrounded "
+                "numbers by the engine (trace `{trace}`).",
+                decimals,
+            ).format(n=decimals, trace=f"traces/{key}.json")
+            + "\n"
         ),
         Markdown(trace_markdown(trace, decimals)),
         Markdown(autograd_sentence(store, run, key) + "\n"),
@@ -105,22 +118,31 @@ def single_neurons(store: Store, run: StoredRun, decimals: int = 4) -> Outputs:
     checks = [autograd_sentence(store, run, key) for key in SINGLE_NEURON_KEYS]
     worst = max(_difference(store, run, key) for key in SINGLE_NEURON_KEYS)
     notes = [discrepancy_table(store, run, key) for key in SINGLE_NEURON_KEYS]
-    differing = [note for note in notes if not note.startswith("Every value")]
+    differing = [note for key, note in zip(SINGLE_NEURON_KEYS, notes) if _has_discrepancies(store, run, key)]
+    agree = all(_difference(store, run, key) < 1e-9 for key in SINGLE_NEURON_KEYS)
     return Outputs(
-        Markdown(Step("Pre-activation, then each activation function", tuple(lines)).to_markdown()),
+        Markdown(Step(_("Pre-activation, then each activation function"), tuple(lines)).to_markdown()),
         Markdown(
-            f"**Check against PyTorch.** Recomputed with `torch.autograd` in float64, the four "
-            f"neurons agree with the values above to within {worst:.1e}.\n"
-            if all("agrees" in c for c in checks)
+            _(
+                "**Check against PyTorch.** Recomputed with `torch.autograd` in float64, the four "
+                "neurons agree with the values above to within {difference}."
+            ).format(difference=f"{worst:.1e}")
+            + "\n"
+            if agree
             else "\n\n".join(checks) + "\n"
         ),
         Markdown(
             "\n\n".join(differing) + "\n"
             if differing
-            else "Every value the notebook prints here equals the exact value rounded to the digits it shows.\n"
+            else _("Every value the notebook prints here equals the exact value rounded to the digits it shows.") + "\n"
         ),
         Markdown(SECTION.source_line([run]) + "\n"),
     )
+
+
+def _has_discrepancies(store: Store, run: StoredRun, key: str) -> bool:
+    table = store.load_csv(run, "discrepancies.csv", dtype={"printed_text": str})
+    return bool((table["example"] == key).any())
 
 
 def _difference(store: Store, run: StoredRun, key: str) -> float:
@@ -141,6 +163,11 @@ def todo_answers(store: Store, run: StoredRun, decimals: int = 4) -> Markdown:
     ]
     rows += [(r"$\partial L / \partial b^{(2)}$", output["grad_bias"][0])]
     frame = pd.DataFrame(
-        {"quantity": [r for r, _ in rows], f"value ({decimals} decimals)": [f"{v + 0.0:.{decimals}f}" for _, v in rows]}
+        {
+            _("quantity"): [r for r, _v in rows],
+            ngettext("value ({n} decimal)", "value ({n} decimals)", decimals).format(n=decimals): [
+                f"{v + 0.0:.{decimals}f}" for _r, v in rows
+            ],
+        }
     )
-    return SECTION.table(frame, "Answers to TO-DO 2.1 and 2.2", [run])
+    return SECTION.table(frame, _("Answers to TO-DO 2.1 and 2.2"), [run])

@@ -8,6 +8,7 @@ from IPython.display import Markdown
 
 from anncore.models import CustomANN, FashionMNISTClassifier, architecture_string, parameter_table
 from reporting.display import Outputs, markdown_table
+from reporting.i18n import _, integer
 from reporting.section import Section
 from reporting.store import Store, StoredRun
 
@@ -23,9 +24,13 @@ def status() -> Markdown:
 
 
 def _with_total(table: pd.DataFrame) -> pd.DataFrame:
-    shown = table.assign(shape=table["shape"].astype(str), count=[f"{int(c):,}" for c in table["count"]])
-    total = pd.DataFrame({"name": ["**total**"], "shape": [""], "count": [f"**{int(table['count'].sum()):,}**"]})
-    return pd.concat([shown, total], ignore_index=True)
+    shown = table.assign(shape=table["shape"].astype(str), count=[integer(c) for c in table["count"]])
+    label = _("total")
+    total = pd.DataFrame(
+        {"name": [f"**{label}**"], "shape": [""], "count": [f"**{integer(table['count'].sum())}**"]}
+    )
+    headers = {"name": _("name"), "shape": _("shape"), "count": _("count")}
+    return pd.concat([shown, total], ignore_index=True).rename(columns=headers)
 
 
 @SECTION.output
@@ -35,7 +40,11 @@ def simple_ann(store: Store, run: StoredRun) -> Outputs:
     table = store.load_csv(run, "parameters.csv")
     return Outputs(
         Markdown(f"```text\n{summary}\n```\n"),
-        SECTION.table(_with_total(table), f"Parameters of SimpleANN {run.params.get('architecture', '')}", [run]),
+        SECTION.table(
+            _with_total(table),
+            _("Parameters of SimpleANN {architecture}").format(architecture=run.params.get("architecture", "")),
+            [run],
+        ),
     )
 
 
@@ -45,14 +54,18 @@ def classifier() -> Outputs:
     table = parameter_table(model)
     total = int(table["count"].sum())
     frame = _with_total(table)
-    caption = "Parameters of FashionMNISTClassifier 784-512-256-128-10, built by `anncore.models` at render time"
+    caption = _("Parameters of FashionMNISTClassifier 784-512-256-128-10, built by `anncore.models` at render time")
     run = BASELINE.run()
     if run is None:
-        check = "The baseline run, once made, logs its own count to compare with."
+        check = _("The baseline run, once made, logs its own count to compare with.")
     else:
         logged = int(float(run.params.get("parameter_count", "nan")))
-        verdict = "matches" if logged == total else f"**does not match** ({logged:,})"
-        check = f"The count logged by the baseline run ({run.citation()}) {verdict}: {logged:,}."
+        sentence = (
+            _("The count logged by the baseline run ({run}) matches: {count}.")
+            if logged == total
+            else _("The count logged by the baseline run ({run}) **does not match**: {count}.")
+        )
+        check = sentence.format(run=run.citation(), count=integer(logged))
     return Outputs(Markdown(markdown_table(frame, caption)), Markdown(check + "\n"))
 
 
@@ -64,13 +77,12 @@ def custom_designs() -> Markdown:
         by_formula = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
         rows.append(
             {
-                "layer sizes": architecture_string(sizes),
-                "linear layers": str(len(model.linear_layers())),
-                "count_parameters()": f"{model.count_parameters():,}",
-                r"$\sum_l (n_{l-1} + 1)\, n_l$": f"{by_formula:,}",
+                _("layer sizes"): architecture_string(sizes),
+                _("linear layers"): str(len(model.linear_layers())),
+                "count_parameters()": integer(model.count_parameters()),
+                r"$\sum_l (n_{l-1} + 1)\, n_l$": integer(by_formula),
             }
         )
-    return Markdown(
-        markdown_table(pd.DataFrame(rows), "CustomANN layouts used in this report, counted by `anncore.models` at render time")
-    )
+    caption = _("CustomANN layouts used in this report, counted by `anncore.models` at render time")
+    return Markdown(markdown_table(pd.DataFrame(rows), caption))
 

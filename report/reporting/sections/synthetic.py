@@ -8,6 +8,7 @@ from IPython.display import Markdown
 from experiments.charts.synthetic import decision_regions as decision_regions_chart
 from experiments.charts.training import training_curves
 from reporting.display import Outputs
+from reporting.i18n import _, chart_language
 from reporting.section import Section
 from reporting.training_tables import final_metrics_frame, percent
 from reporting.store import Store, StoredRun
@@ -23,14 +24,15 @@ def status() -> Markdown:
 @SECTION.output
 def summary(store: Store, run: StoredRun) -> Markdown:
     """Final metrics of the synthetic run."""
-    return SECTION.table(final_metrics_frame(run), "Synthetic task: final metrics", [run])
+    return SECTION.table(final_metrics_frame(run), _("Synthetic task: final metrics"), [run])
 
 
 @SECTION.output
 def loss_curve(store: Store, run: StoredRun) -> Outputs:
     """Loss and accuracy per epoch."""
     history = store.load_csv(run, "history.csv")
-    return SECTION.chart(training_curves(history), "synthetic-curves", "Synthetic task: training curves", [run])
+    chart = training_curves(history, language=chart_language())
+    return SECTION.chart(chart, "synthetic-curves", _("Synthetic task: training curves"), [run])
 
 
 @SECTION.output
@@ -38,27 +40,26 @@ def decision_regions(store: Store, run: StoredRun) -> Outputs:
     """The trained network's decision over the plane, with every point."""
     grid = store.load_csv(run, "decision_grid.csv")
     points = store.load_csv(run, "predictions.csv")
-    return SECTION.chart(
-        decision_regions_chart(grid, points), "synthetic-regions", "Synthetic task: decision regions", [run]
-    )
+    chart = decision_regions_chart(grid, points, language=chart_language())
+    return SECTION.chart(chart, "synthetic-regions", _("Synthetic task: decision regions"), [run])
 
 
 def prediction_frame(points: pd.DataFrame) -> pd.DataFrame:
     """Per split and true class: points, correctly predicted, accuracy and mean confidence."""
     points = points.assign(
         correct=points["label"] == points["predicted"],
-        split=points["split"] if "split" in points else "all",
+        split=points["split"] if "split" in points else _("all"),
     )
     rows = []
     for (split, label), group in points.groupby(["split", "label"]):
         rows.append(
             {
-                "split": split,
-                "class": str(label),
-                "points": str(len(group)),
-                "correct": str(int(group["correct"].sum())),
-                "accuracy": percent(group["correct"].mean(), 1),
-                "mean confidence": f"{group['confidence'].mean():.3f}",
+                _("split"): _(split),
+                _("class"): str(label),
+                _("points"): str(len(group)),
+                _("correct"): str(int(group["correct"].sum())),
+                _("accuracy"): percent(group["correct"].mean(), 1),
+                _("mean confidence"): f"{group['confidence'].mean():.3f}",
             }
         )
     return pd.DataFrame(rows)
@@ -68,4 +69,4 @@ def prediction_frame(points: pd.DataFrame) -> pd.DataFrame:
 def predictions(store: Store, run: StoredRun) -> Markdown:
     """The final predictions, summarised per split and class."""
     points = store.load_csv(run, "predictions.csv")
-    return SECTION.table(prediction_frame(points), "Synthetic task: final predictions per class", [run])
+    return SECTION.table(prediction_frame(points), _("Synthetic task: final predictions per class"), [run])

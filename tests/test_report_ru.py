@@ -1,0 +1,266 @@
+"""The report's Russian edition (``quarto render report --profile ru``) against its English one.
+
+Both editions are executed once per session against the same store (``full_report`` and
+``full_report_ru`` in tests/conftest.py): every chunk must run in both; the Russian one must
+hold no English sentence (neither a catalogue msgid nor a run of English words in prose), the
+same numbers as the English one, and the same mathematics; its PDF (pandoc -> typst) must
+compile with a Cyrillic font. The catalogues themselves are checked against the source: every
+message the helpers and chart builders use has a Russian translation with the same fields.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pypandoc
+import pytest
+import yaml
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po
+
+from anncore.worked_examples import notebook_discrepancies
+from experiments.charts import i18n as chart_i18n
+from experiments.studies import DESCRIPTIONS
+from reporting import i18n
+from tests.qmd_notebook import cells_by_label, outputs_of, select_content, split_front_matter
+from tests.report_runs import INDEX, REPO, REPORT
+
+CATALOGUES = {  # domain -> (source folder, Russian .po)
+    "reporting": (REPORT / "reporting", i18n.LOCALE_DIR / "ru" / "LC_MESSAGES" / "reporting.po"),
+    "charts": (REPO / "experiments" / "charts", chart_i18n.LOCALE_DIR / "ru" / "LC_MESSAGES" / "charts.po"),
+}
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+# Three or more English words in a row (single spaces): a sentence left untranslated.
+ENGLISH_RUN = re.compile(r"(?<![\w-])[A-Za-z][a-z]+(?: [A-Za-z][a-z']+){2,}(?![\w-])")
+FIELD = re.compile(r"\{(\w*)\}")
+
+
+# --- the catalogues ----------------------------------------------------------------------
+
+
+def used_messages(domain: str) -> dict[str, str | tuple[str, str]]:
+    """msgid -> message (a tuple for plurals) for every ``_``/``N_``/``ngettext`` call in the domain's source,
+    plus the messages the report looks up by value (the experiments' descriptions, the notebook's notes)."""
+    folder, _po = CATALOGUES[domain]
+    found = {}
+    for path in sorted(folder.rglob("*.py")):
+        if path.name == "i18n.py":
+            continue
+        for _line, message, _comments, _context in extract_from_file("python", str(path), keywords=KEYWORDS):
+            found[message[0] if isinstance(message, tuple) else message] = message
+    if domain == "reporting":
+        dynamic = [*DESCRIPTIONS.values(), *(d.note for d in notebook_discrepancies()), "train", "test"]
+        found.update({text: text for text in dynamic})
+    return found
+
+
+def russian(domain: str):
+    with CATALOGUES[domain][1].open("rb") as po:
+        return read_po(po, locale="ru")
+
+
+@pytest.mark.parametrize("domain", sorted(CATALOGUES))
+def test_every_message_used_has_a_russian_translation_with_the_same_fields(domain: str) -> None:
+    catalogue = russian(domain)
+    used = used_messages(domain)
+    assert len(used) > 40
+    for msgid, message in used.items():
+        entry = catalogue.get(msgid)
+        assert entry is not None and not entry.fuzzy, f"{domain}.po lacks {msgid!r}"
+        plural = isinstance(message, tuple)
+        assert isinstance(entry.id, tuple) == plural, msgid
+        strings = entry.string if plural else (entry.string,)
+        assert len(strings) == (3 if plural else 1) and all(s.strip() for s in strings), msgid
+        fields = set(FIELD.findall(" ".join(message) if plural else message))
+        for text in strings:
+            assert set(FIELD.findall(text)) == fields, (msgid, text)
+    stale = [entry.id for entry in catalogue if entry.id and (entry.id[0] if isinstance(entry.id, tuple) else entry.id) not in used]
+    assert not stale, f"{domain}.po has entries nothing uses: {stale}"
+
+
+def test_language_comes_from_the_quarto_profile_then_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QUARTO_PROFILE", raising=False)
+    monkeypatch.delenv("ANNCORE_REPORT_LANG", raising=False)
+    assert i18n.language() == "en" and i18n._("Given") == "Given"
+    monkeypatch.setenv("QUARTO_PROFILE", "draft,ru")
+    assert i18n.language() == "ru" and i18n._("Given") == "Дано"
+    monkeypatch.setenv("QUARTO_PROFILE", "draft")
+    assert i18n.language() == "en"
+    monkeypatch.setenv("ANNCORE_REPORT_LANG", "ru")
+    assert i18n.language() == "ru" and i18n.integer(8226) == "8\u00a0226"
+    monkeypatch.setenv("ANNCORE_REPORT_LANG", "xx")
+    with pytest.raises(ValueError, match="ANNCORE_REPORT_LANG='xx' has no catalogue; available: en, ru"):
+        i18n.language()
+    assert set(i18n.languages()) == {"en", "ru"} == set(chart_i18n.languages())
+
+
+def test_russian_plural_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANNCORE_REPORT_LANG", "ru")
+    forms = {n: i18n.ngettext("within {n} epoch", "within {n} epochs", n).format(n=n) for n in (1, 2, 5, 11, 21, 22, 25, 111)}
+    assert forms == {
+        1: "за 1 эпоху", 2: "за 2 эпохи", 5: "за 5 эпох", 11: "за 11 эпох",
+        21: "за 21 эпоху", 22: "за 22 эпохи", 25: "за 25 эпох", 111: "за 111 эпох",
+    }  # fmt: skip
+    monkeypatch.setenv("ANNCORE_REPORT_LANG", "en")
+    assert i18n.ngettext("within {n} epoch", "within {n} epochs", 1).format(n=1) == "within 1 epoch"
+
+
+# --- the executed editions ----------------------------------------------------------------
+
+
+def markdown_outputs(notebook) -> list[str]:
+    return [md for cell in notebook.cells if cell.cell_type == "code" for md in outputs_of(cell, "text/markdown")]
+
+
+def without_code(text: str) -> str:
+    """``text`` less raw blocks, code blocks, code spans and math (what no translation touches)."""
+    text = re.sub(r"^(`{3,})\{?=?[\w.]*\}?\n.*?^\1\s*$", "", text, flags=re.S | re.M)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    text = re.sub(r"\$\$.*?\$\$", "", text, flags=re.S)
+    return re.sub(r"\$[^$\n]*\$", "", text)
+
+
+def literal_parts(msgid: str) -> list[str]:
+    """The pieces of an English message between its fields that are prose (two words or more)."""
+    parts = [without_code(part).strip(" ,.;:()*") for part in FIELD.split(msgid)[::2]]
+    return [part for part in parts if len(re.findall(r"[A-Za-z]{2,}", part)) >= 2]
+
+
+def test_every_chunk_runs_in_both_editions_with_the_same_outputs(full_report, full_report_ru) -> None:
+    en, ru = cells_by_label(full_report), cells_by_label(full_report_ru)
+    assert en.keys() == ru.keys() and len(en) > 40
+    for label, cell in ru.items():
+        assert cell.execution_count and not [o for o in cell.outputs if o.output_type == "error"], label
+        kinds = [sorted(o.get("data", {})) for o in cell.outputs]
+        assert kinds == [sorted(o.get("data", {})) for o in en[label].outputs], label
+
+
+def test_no_english_sentence_in_the_russian_outputs(full_report_ru) -> None:
+    text = "\n".join(markdown_outputs(full_report_ru))
+    assert CYRILLIC.search(text)
+    prose = without_code(text)
+    for domain in CATALOGUES:
+        catalogue = russian(domain)
+        for msgid in used_messages(domain):
+            entry = catalogue.get(msgid)
+            translated = entry.string if isinstance(entry.string, str) else entry.string[0]
+            for part in literal_parts(msgid):
+                if part not in translated:
+                    assert part not in prose, f"English {part!r} (from {msgid!r}) in the Russian edition"
+    assert not ENGLISH_RUN.findall(prose), ENGLISH_RUN.findall(prose)[:10]
+
+
+def test_english_edition_has_no_russian(full_report) -> None:
+    assert not CYRILLIC.search("\n".join(markdown_outputs(full_report)))
+    document = select_content(pandoc_ast(INDEX.read_text()), set(), "html")
+    assert not CYRILLIC.search(pypandoc.convert_text(json.dumps(document), "plain", format="json"))
+
+
+def numbers(notebook) -> collections.Counter:
+    """Every number the computed outputs show, thousands separators (``,`` or no-break space) removed."""
+    texts = []
+    for cell in notebook.cells:
+        for md in outputs_of(cell, "text/markdown") if cell.cell_type == "code" else []:
+            if cell.metadata["options"].get("label") == "provenance":
+                md = re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC(?=\D*$)", "", md)  # the render time
+            texts.append(re.sub(r"^(`{3,})\{=\w+\}\n.*?^\1\s*$", "", md, flags=re.S | re.M))
+    joined = re.sub(r"(?<=\d)[,\u00a0](?=\d{3}(?!\d))", "", "\n".join(texts))
+    return collections.Counter(re.findall(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", joined))
+
+
+def test_both_editions_show_the_same_numbers(full_report, full_report_ru) -> None:
+    en, ru = numbers(full_report), numbers(full_report_ru)
+    assert sum(en.values()) > 300
+    assert en == ru, {"only in English": en - ru, "only in Russian": ru - en}
+
+
+def test_russian_charts_carry_russian_titles_and_labels(full_report, full_report_ru) -> None:
+    """The chart in each chunk (its HTML fragment and its PNG for the PDF) is drawn in the edition's language."""
+    for label, en_title, ru_title in (
+        ("baseline-curves", "Training curves", "Кривые обучения"),
+        ("baseline-confusion", "Confusion matrix", "Матрица ошибок"),
+        ("activation-study-gradients", "Weight-gradient norm per layer", "Норма градиента весов по слоям"),
+    ):
+        cells = [cells_by_label(notebook)[label] for notebook in (full_report, full_report_ru)]
+        charts = ["".join(outputs_of(cell, "text/html") + outputs_of(cell, "text/markdown")) for cell in cells]
+        # The Vega spec is JSON, where non-ASCII may be \u-escaped.
+        ru_forms = (ru_title, json.dumps(ru_title)[1:-1])
+        assert en_title in charts[0] and not any(form in charts[0] for form in ru_forms), label
+        assert any(form in charts[1] for form in ru_forms) and en_title not in charts[1], label
+        assert outputs_of(cells[0], "image/png") != outputs_of(cells[1], "image/png") or not outputs_of(cells[0], "image/png")
+
+
+# --- the documents -----------------------------------------------------------------------
+
+
+def pandoc_ast(markdown: str) -> dict:
+    markdown = re.sub(r"^```\{python\}", "```{.python .cell}", markdown, flags=re.M)
+    return json.loads(pypandoc.convert_text(markdown, "json", format="markdown"))
+
+
+def walk(node, kind: str) -> list:
+    if isinstance(node, dict):
+        return ([node] if node.get("t") == kind else []) + [x for v in node.values() for x in walk(v, kind)]
+    return [x for v in node for x in walk(v, kind)] if isinstance(node, list) else []
+
+
+@pytest.mark.parametrize("path", sorted(REPORT.glob("*.qmd")), ids=lambda p: p.name)
+def test_each_qmd_has_both_languages_with_the_mathematics_shared(path: Path) -> None:
+    """The same headings, chunks and formulas in both selections; all prose switched."""
+    _meta, body = split_front_matter(path.read_text())
+    document = pandoc_ast(body)
+    en, ru = (select_content(document, profiles, "html") for profiles in (set(), {"ru"}))
+    for kind in ("Header", "CodeBlock", "Table"):
+        assert len(walk(en, kind)) == len(walk(ru, kind)), kind
+    math = [collections.Counter(json.dumps(m["c"]) for m in walk(doc, "Math")) for doc in (en, ru)]
+    assert math[0] == math[1], {"only in English": math[0] - math[1], "only in Russian": math[1] - math[0]}
+    ru_text = pypandoc.convert_text(json.dumps({**ru, "blocks": [b for b in ru["blocks"] if b["t"] != "CodeBlock"]}), "plain", format="json", extra_args=["--wrap=none"])
+    assert CYRILLIC.search(ru_text), path.name
+    assert not ENGLISH_RUN.findall(without_code(ru_text)), ENGLISH_RUN.findall(without_code(ru_text))[:10]
+
+
+def test_ru_profile_config() -> None:
+    base = yaml.safe_load((REPORT / "_quarto.yml").read_text())
+    ru = yaml.safe_load((REPORT / "_quarto-ru.yml").read_text())
+    assert ru["lang"] == "ru" and base["lang"] == "en"
+    assert ru["project"]["output-dir"] != base["project"]["output-dir"]
+    assert CYRILLIC.search(ru["title"]) and not CYRILLIC.search(base["title"])
+    assert base["execute"]["daemon"] is False  # each render's kernel sees its own QUARTO_PROFILE
+
+
+@pytest.fixture(scope="module")
+def pdfs(full_report, full_report_ru, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each edition as Quarto hands it to pandoc for typst, conditional content resolved, compiled."""
+    import typst
+
+    from tests.quarto_formats import document_markdown, typst_build_dir
+
+    built = {}
+    for lang, notebook in (("en", full_report), ("ru", full_report_ru)):
+        build = typst_build_dir(REPORT, tmp_path_factory.mktemp(f"pdf-{lang}"))
+        config = yaml.safe_load((REPORT / ("_quarto-ru.yml" if lang == "ru" else "_quarto.yml")).read_text())
+        document = select_content(pandoc_ast(document_markdown(notebook, "typst", build)), {lang} - {"en"}, "typst")
+        font = config.get("format", {}).get("typst", {}).get("mainfont", "Libertinus Serif")
+        extra = ["--standalone", "-M", f"title={config['title']}", "-M", f"lang={lang}", "-V", f"mainfont={font}"]
+        typ = build / "index.typ"
+        typ.write_text(pypandoc.convert_text(json.dumps(document), "typst", format="json", extra_args=extra))
+        # The fonts typst itself embeds only (as on a machine with none installed): Libertinus Serif
+        # has Cyrillic, New Computer Modern Math the formulas.
+        typst.compile(str(typ), output=str(build / "index.pdf"), root=str(build), ignore_system_fonts=True)
+        built[lang] = build / "index.pdf"
+    return built
+
+
+def test_pdfs_compile_and_the_russian_one_is_set_in_a_cyrillic_font(pdfs) -> None:
+    from tests.quarto_formats import pdf_text
+
+    ru, en = pdf_text(pdfs["ru"]), pdf_text(pdfs["en"])
+    assert "Функции активации" in ru and "Обратный проход" in ru and "Activation functions" not in ru
+    assert "Activation functions" in en and not CYRILLIC.search(en)
+    fonts = subprocess.run(["pdffonts", str(pdfs["ru"])], capture_output=True, text=True, check=True).stdout
+    assert "Libertinus" in fonts, fonts
