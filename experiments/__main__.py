@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         uri = store.resolve_tracking_uri(args.tracking_uri)
         if args.command == "rerun":
             return rerun.rerun(args.run_id, args, uri)
+        if args.command == "cleanup":
+            from experiments.tracking.liveness import cleanup_command
+
+            return cleanup_command(args, uri)
         names = list(EXPERIMENT_NAMES) if args.names == ["all"] else list(dict.fromkeys(args.names))
         return suite.run_suite(names, settings_from_args(args), uri)
     except UserInputError as error:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 
-from experiments.tracking import datasets, store
+from experiments.tracking import datasets, liveness, store
 from experiments.settings import UserInputError
 from experiments.studies import get_experiment
 from experiments.settings import RunSettings
@@ -87,6 +87,7 @@ def preflight(names: Sequence[str], settings: RunSettings, uri: str) -> None:
 def run_suite(names: Sequence[str], settings: RunSettings, uri: str) -> int:
     """Run experiments ``names`` in order into the store at ``uri``; print a summary; return the exit status."""
     preflight(names, settings, uri)
+    liveness.end_ghosts_of_this_host()  # runs left RUNNING by a process of this host that died
     rows: list[SuiteRow] = []
     status = EXIT_OK
     with sigterm_raises():

@@ -21,7 +21,7 @@ import traceback
 from contextlib import contextmanager
 from typing import Iterator, Mapping
 
-from experiments.tracking import store
+from experiments.tracking import liveness, store
 from experiments.tracking.provenance import git_commit, package_versions
 from experiments.settings import RunSettings
 
@@ -123,7 +123,7 @@ def tracked_run(
         experiment_id=experiment_id,
         run_name=name,
         nested=role == "child",
-        tags=_run_tags(settings, experiment, role, arm, seed),
+        tags={**_run_tags(settings, experiment, role, arm, seed), **liveness.process_tags()},
     )
     try:
         log_params({**common_params(settings, seed), **(params or {})})
@@ -224,7 +224,10 @@ class EpochMetricsLogger:
         if final:
             self._add(final, step=0)
         if self._pending:
-            store.with_retry(mlflow.MlflowClient().log_batch, self.run_id, metrics=self._pending)
+            from mlflow.entities import RunTag
+
+            heartbeat = [RunTag(liveness.HEARTBEAT_TAG, liveness.heartbeat_value())]  # the run is alive
+            store.with_retry(mlflow.MlflowClient().log_batch, self.run_id, metrics=self._pending, tags=heartbeat)
             self._pending = []  # only once written: a failed write leaves them for the next flush
         self._last_write = time.monotonic()
 

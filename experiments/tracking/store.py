@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import os
 import random
+import re
 import signal
 import tempfile
 import threading
@@ -29,6 +30,7 @@ T = TypeVar("T")
 
 EXPERIMENT_PREFIX = "anncore-"
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
+USERNAME_VARIABLE, PASSWORD_VARIABLE = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 STORE_DIR = "mlruns"  # the default store: <cwd>/mlruns/mlflow.db
 STORE_DB = "mlflow.db"
 SERVER_CHECK_TIMEOUT_S = 3.0
@@ -39,6 +41,9 @@ HTTP_ENVIRONMENT = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 LOCK_RETRY_ATTEMPTS = 8
+# A tracking server whose database restarts answers 5xx for a few seconds: its writes are retried this long.
+SERVER_ERROR_RETRY_S, SERVER_ERROR_DELAY_S = 60.0, 2.0
+SERVER_ERROR_PATTERN = re.compile(r"too many 50[0234] error responses|error code 50[0234] != 200")
 LOCK_RETRY_FIRST_DELAY_S = 0.1
 
 
@@ -132,6 +137,49 @@ def check_server_reachable(uri: str, timeout_s: float = SERVER_CHECK_TIMEOUT_S) 
         )
 
 
+def check_server_credentials(uri: str, timeout_s: float = SERVER_CHECK_TIMEOUT_S) -> None:
+    """Search one experiment with ``$MLFLOW_TRACKING_USERNAME``/``PASSWORD``; a 401 or 403 is a ``UserInputError``.
+
+    A server with accounts (``mlflow server --app-name basic-auth``) answers 401 without or
+    with wrong credentials; checking before any run starts leaves nothing half-written.
+    """
+    import requests
+
+    user, password = os.environ.get(USERNAME_VARIABLE), os.environ.get(PASSWORD_VARIABLE)
+    try:
+        response = requests.get(f"{uri}/api/2.0/mlflow/experiments/search", params={"max_results": 1},
+                                auth=(user, password or "") if user else None, timeout=timeout_s)
+    except requests.RequestException as error:
+        raise UserInputError(f"tracking server {uri} is not reachable ({type(error).__name__})") from None
+    if response.status_code == 401:
+        if not user:
+            raise UserInputError(
+                f"tracking server {uri} needs an account; set {USERNAME_VARIABLE} and {PASSWORD_VARIABLE} "
+                "to the account your teacher created"
+            )
+        raise UserInputError(
+            f"tracking server {uri} refused user {user!r} (HTTP 401: wrong username or password); "
+            f"accepted: {USERNAME_VARIABLE} and {PASSWORD_VARIABLE} of an account on it"
+        )
+    if response.status_code == 403:
+        raise UserInputError(f"tracking server {uri} denied user {user!r} (HTTP 403); ask for READ permission")
+
+
+def experiment_full_name(name: str) -> str:
+    """``anncore-<name>``; on a server with accounts, ``anncore-<name>/<user>``.
+
+    MLflow's permissions are per experiment, and creating a run needs write permission on its
+    experiment, so on a class server each student logs into experiments of their own (which
+    they manage) and can read, but not change, everyone else's.
+    """
+    import mlflow
+
+    user = os.environ.get(USERNAME_VARIABLE)
+    if user and mlflow.get_tracking_uri().startswith("http"):
+        return f"{EXPERIMENT_PREFIX}{name}/{user}"
+    return EXPERIMENT_PREFIX + name
+
+
 def first_line(error: BaseException) -> str:
     """The first line of ``error``'s message (SQLAlchemy appends the SQL and a link on more lines)."""
     lines = str(error).strip().splitlines()
@@ -180,15 +228,33 @@ def with_retry(function: Callable[..., T], *args: object, **kwargs: object) -> T
     import mlflow
 
     hold = signals_held if mlflow.get_tracking_uri().startswith("sqlite:") else contextlib.nullcontext
-    for attempt in range(LOCK_RETRY_ATTEMPTS):
+    server_errors_until = None
+    attempt = 0
+    while attempt < LOCK_RETRY_ATTEMPTS:
         try:
             with hold():
                 return function(*args, **kwargs)
         except Exception as error:
+            if is_server_error(error):  # the server is up, its database is not (yet): wait for it
+                server_errors_until = server_errors_until or time.monotonic() + SERVER_ERROR_RETRY_S
+                if time.monotonic() > server_errors_until:
+                    raise
+                time.sleep(SERVER_ERROR_DELAY_S)
+                continue
             if attempt == LOCK_RETRY_ATTEMPTS - 1 or not is_database_locked(error):
                 raise
             time.sleep(LOCK_RETRY_FIRST_DELAY_S * 2**attempt * (1 + random.random()))
+            attempt += 1
     raise AssertionError("unreachable")
+
+
+def is_server_error(error: BaseException) -> bool:
+    """True when a tracking server answered 500/502/503/504 (after MLflow's own few retries).
+
+    That is a server which is up but whose database restarts or is briefly overloaded; a server
+    that is gone (connection refused, timeout) is not retried here, so it still fails in seconds.
+    """
+    return bool(SERVER_ERROR_PATTERN.search(str(error)))
 
 
 @contextmanager
@@ -237,6 +303,7 @@ def connect(uri: str) -> None:
         for name, value in HTTP_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
         check_server_reachable(uri)
+        check_server_credentials(uri)
         mlflow.set_tracking_uri(uri)
         return
     database = sqlite_database_path(uri)
@@ -262,7 +329,7 @@ def get_or_create_experiment(name: str, uri: str) -> str:
     import mlflow
 
     client = mlflow.MlflowClient()
-    full_name = EXPERIMENT_PREFIX + name
+    full_name = experiment_full_name(name)
     experiment = with_retry(client.get_experiment_by_name, full_name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":

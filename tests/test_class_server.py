@@ -1,0 +1,372 @@
+"""The class server (issue 13): MLflow on a real PostgreSQL cluster with accounts, under load and faults.
+
+One cluster and one ``mlflow server --app-name basic-auth`` are started for the whole module in
+a temporary folder on free loopback ports (never the system's default port or data folder), and
+stopped at the end even when a test fails. The tests run in file order: the last ones restart
+the database, stop the server and restore a backup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from experiments.server import class_server, load
+from experiments.server.postgres import DATABASES, Cluster
+from experiments.tracking import liveness
+from tests.mlflow_processes import free_port, run_cli
+
+ADMIN_PASSWORD = "teacher-secret-0001"
+STUDENTS = {"alice": "alice-password-01", "bob": "bob-password-0002"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A class server with accounts on loopback (``--auth``) and two students; stopped afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="anncore-class-server-"))
+    folder.chmod(0o755)  # as root, PostgreSQL runs as the postgres user, who must enter it
+    (folder / "admin.txt").write_text(ADMIN_PASSWORD + "\n")
+    root = folder / "server"
+    try:
+        config = class_server.start(root, port=free_port(), workers=2, auth=True,
+                                    admin_password_file=folder / "admin.txt")
+        for name, password in STUDENTS.items():
+            class_server.add_user(root, name, password, ADMIN_PASSWORD)
+        yield {"url": config.url, "folder": root, "config": config, "tmp": folder}
+    finally:
+        with contextlib.suppress(Exception):
+            class_server.stop(root)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def account(name: str | None, password: str | None = None) -> dict[str, str]:
+    """The environment of a client logged in as ``name`` (the admin, a student, or nobody)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    if name is not None:
+        env["MLFLOW_TRACKING_USERNAME"] = name
+        env["MLFLOW_TRACKING_PASSWORD"] = password or (ADMIN_PASSWORD if name == "admin" else STUDENTS[name])
+    return {**env, "PYTHONUNBUFFERED": "1"}
+
+
+@contextlib.contextmanager
+def logged_in(monkeypatch, name: str | None, password: str | None = None):
+    """Set this process's MLflow credentials for the block (MLflow reads them on every request)."""
+    with monkeypatch.context() as patch:
+        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            patch.delenv(key, raising=False)
+        if name is not None:
+            patch.setenv("MLFLOW_TRACKING_USERNAME", name)
+            patch.setenv("MLFLOW_TRACKING_PASSWORD",
+                         password or (ADMIN_PASSWORD if name == "admin" else STUDENTS[name]))
+        yield
+
+
+def client(url: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(url)
+
+
+def runs_in(url: str, experiment_name: str):
+    c = client(url)
+    experiment = c.get_experiment_by_name(experiment_name)
+    return [] if experiment is None else c.search_runs([experiment.experiment_id])
+
+
+# --- the server ------------------------------------------------------------------------------
+
+def test_the_server_keeps_its_runs_in_postgresql_and_no_secret_anywhere(server):
+    import psycopg
+
+    info = class_server.status(server["folder"])
+    assert info["mlflow_running"] and info["postgresql_running"] and info["auth"]
+    assert info["optuna_storage"].startswith("postgresql+psycopg://anncore@127.0.0.1:")
+    cluster = Cluster(server["folder"], server["config"].db_port)
+    with psycopg.connect(host="127.0.0.1", port=cluster.port, user="anncore", dbname="postgres",
+                         password=cluster.password()) as connection:
+        names = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
+    assert set(DATABASES.values()) <= names
+    with psycopg.connect(host="127.0.0.1", port=cluster.port, user="anncore", dbname="mlflow",
+                         password=cluster.password()) as connection:  # MLflow's schema is there
+        tables = {row[0] for row in connection.execute("SELECT tablename FROM pg_tables")}
+    assert {"experiments", "runs", "metrics", "params", "tags"} <= tables
+    # Nothing secret in the auth configuration, the logs or any process's command line.
+    folder = server["folder"]
+    texts = [(folder / "basic_auth.ini").read_text(), (folder / "logs" / "mlflow.log").read_text(),
+             (folder / "logs" / "postgresql.log").read_text(), (folder / "server.json").read_text()]
+    texts += [Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+              for pid in os.listdir("/proc") if pid.isdigit() and Path(f"/proc/{pid}/cmdline").exists()]
+    for secret in (ADMIN_PASSWORD, cluster.password(), *STUDENTS.values()):
+        assert not any(secret in text for text in texts)
+    assert "default_permission = READ" in texts[0]
+    assert oct((folder / "pgpass").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_second_start_and_bad_options_are_one_line_errors(server, capsys):
+    from experiments.server.__main__ import main
+
+    assert main(["start", "--folder", str(server["folder"])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: a server from ") and "already runs at" in err and err.count("\n") == 1
+    assert main(["start", "--folder", str(server["tmp"] / "other"), "--host", "0.0.0.0",
+                 "--port", str(free_port())]) == 2  # a network without an admin password
+    err = capsys.readouterr().err
+    assert "needs an admin password" in err and err.count("\n") == 1
+    assert main(["start", "--folder", "x", "--workers", "0"]) == 2
+    assert "accepted: a number of workers from 1 to 64" in capsys.readouterr().err
+
+
+# --- who may write ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("who, password, message", [
+    (None, None, "needs an account; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"),
+    ("alice", "not-her-password", "refused user 'alice' (HTTP 401: wrong username or password)"),
+])
+def test_without_valid_credentials_the_suite_is_refused_before_any_run(server, monkeypatch, tmp_path, who,
+                                                                       password, message):
+    monkeypatch.chdir(tmp_path)
+    with logged_in(monkeypatch, "admin"):
+        before = [e.name for e in client(server["url"]).search_experiments()]
+    with logged_in(monkeypatch, who, password):
+        status, out, err = run_cli(["run", "simple_ann", "--no-progress", "--tracking-uri", server["url"]])
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: tracking server {server['url']} ") and message in err
+    with logged_in(monkeypatch, "admin"):
+        assert [e.name for e in client(server["url"]).search_experiments()] == before  # nothing half-written
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_students_change_only_their_own_runs_and_the_admin_any(server, monkeypatch, tiny_fashion_root, tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    url = server["url"]
+    monkeypatch.chdir(tmp_path)
+    with logged_in(monkeypatch, "alice"):
+        status, out, err = run_cli(["run", "simple_ann", "--no-progress", "--tracking-uri", url])
+        assert status == 0, err
+        [run] = runs_in(url, "anncore-simple_ann/alice")
+    assert run.info.status == "FINISHED" and run.data.params["seed"] == "0"
+    run_id, experiment_id = run.info.run_id, run.info.experiment_id
+    with logged_in(monkeypatch, "bob"):
+        bob = client(url)
+        assert bob.get_run(run_id).info.status == "FINISHED"  # everyone may read
+        attempts = {
+            "delete the run": lambda: bob.delete_run(run_id),
+            "tag the run": lambda: bob.set_tag(run_id, "graded", "0"),
+            "log to the run": lambda: bob.log_metric(run_id, "test_acc", 1.0),
+            "end the run": lambda: bob.set_terminated(run_id, "FAILED"),
+            "rename the experiment": lambda: bob.rename_experiment(experiment_id, "mine-now"),
+            "delete the experiment": lambda: bob.delete_experiment(experiment_id),
+            "add a run to it": lambda: bob.create_run(experiment_id),
+        }
+        for what, attempt in attempts.items():
+            with pytest.raises(MlflowException, match="403|PERMISSION_DENIED"):
+                attempt()
+    with logged_in(monkeypatch, "alice"):
+        after = client(url).get_run(run_id)
+    assert after.info.status == "FINISHED" and "graded" not in after.data.tags
+    assert after.info.lifecycle_stage == "active" and after.data.metrics == run.data.metrics
+    with logged_in(monkeypatch, "admin"):
+        teacher = client(url)
+        teacher.set_tag(run_id, "graded", "1")
+        assert teacher.get_run(run_id).data.tags["graded"] == "1"
+        teacher.delete_run(run_id)
+        assert teacher.get_run(run_id).info.lifecycle_stage == "deleted"
+        teacher.restore_run(run_id)
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+def test_three_clients_at_once_lose_nothing(server, monkeypatch, tiny_fashion_root):
+    with logged_in(monkeypatch, "bob"):
+        result = load.load_test(server["url"], "postgresql", 3, ["baseline"], tiny_fashion_root)
+    assert result["clients_ok"] == 3, result["failed_clients"]
+    assert result["runs_expected"] == 3  # each client's run, as the server acknowledged it
+    assert result["runs_found"] == 3 and result["runs_lost"] == 0
+    assert result["statuses"] == {"FINISHED": 3}
+    with logged_in(monkeypatch, "bob"):
+        assert len(runs_in(server["url"], "anncore-baseline/bob")) == 3
+    assert result["write_p50_ms"] > 0 and result["api_calls"] > 6
+
+
+# --- ghost runs ---------------------------------------------------------------------------------
+
+def start_long_run(url: str, who: str, data: Path, cwd: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "experiments", "run", "baseline", "--epochs", "10000", "--no-progress",
+               "--device", "cpu", "--data-dir", str(data), "--tracking-uri", url]
+    return subprocess.Popen(command, cwd=cwd, env=account(who), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for_epochs(url: str, experiment: str, process: subprocess.Popen, timeout: float = 240):
+    """The running run of ``experiment`` once its first metrics batch (and heartbeat) reached the server."""
+    c = client(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()[-2000:]
+        runs = [r for r in runs_in(url, experiment) if r.info.status == "RUNNING"]
+        if runs and c.get_metric_history(runs[0].info.run_id, "train_loss"):
+            return c.get_run(runs[0].info.run_id)
+        time.sleep(0.5)
+    pytest.fail(f"no epoch of {experiment} reached the server in {timeout} s")
+
+
+def test_a_run_killed_with_sigkill_is_ended_killed_keeping_its_metrics(server, monkeypatch, tiny_fashion_root,
+                                                                      tmp_path):
+    url = server["url"]
+    process = start_long_run(url, "alice", tiny_fashion_root, tmp_path)
+    try:
+        with logged_in(monkeypatch, "alice"):
+            run = wait_for_epochs(url, "anncore-baseline/alice", process)
+            tags = run.data.tags
+            assert tags[liveness.HOST_TAG] == liveness.this_host() and tags[liveness.PID_TAG] == str(process.pid)
+            assert abs(float(tags[liveness.STARTED_TAG]) - liveness.process_start_time(process.pid)) < 1
+            assert int(tags[liveness.HEARTBEAT_TAG]) > run.info.start_time  # refreshed by a metrics write
+            assert not set(liveness.process_tags()) & set(run.data.params)  # tags, never params
+            # Alive: neither cleanup nor another suite's start touches it.
+            assert liveness.find_ghosts(client(url)) == []
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    with logged_in(monkeypatch, "alice"):
+        c = client(url)
+        kept = len(c.get_metric_history(run.info.run_id, "train_loss"))
+        assert c.get_run(run.info.run_id).info.status == "RUNNING"  # the ghost the issue measured
+    # The next suite on this host ends it before its own runs start.
+    monkeypatch.chdir(tmp_path)
+    with logged_in(monkeypatch, "alice"):
+        status, out, err = run_cli(["run", "simple_ann", "--no-progress", "--tracking-uri", url])
+    assert status == 0, err
+    assert f"ended ghost run {run.info.run_id} (anncore-baseline/alice) KILLED: process {process.pid}" in err
+    with logged_in(monkeypatch, "alice"):
+        ended = client(url).get_run(run.info.run_id)
+        assert ended.info.status == "KILLED" and ended.info.end_time is not None
+        assert ended.data.tags[liveness.REASON_TAG] == (
+            f"process {process.pid} on {liveness.this_host()} is gone (found by cleanup)")
+        assert len(client(url).get_metric_history(run.info.run_id, "train_loss")) == kept >= 1
+        assert ended.data.params == run.data.params
+
+
+def test_cleanup_ends_silent_runs_of_other_hosts_after_the_timeout(server, monkeypatch, tmp_path):
+    url = server["url"]
+    with logged_in(monkeypatch, "admin"):
+        c = client(url)
+        experiment_id = c.create_experiment("anncore-cleanup-check")
+        now_ms = int(time.time() * 1000)
+
+        def other_host_run(silent_s: float, parent: str | None = None) -> str:
+            tags = {liveness.HOST_TAG: "lab-pc-07", liveness.PID_TAG: str(os.getpid()),
+                    liveness.STARTED_TAG: "1.00", liveness.HEARTBEAT_TAG: str(int(now_ms - 1000 * silent_s))}
+            if parent:
+                tags["mlflow.parentRunId"] = parent
+            run_id = c.create_run(experiment_id, tags=tags).info.run_id
+            c.log_metric(run_id, "train_loss", 0.5, step=1)
+            return run_id
+
+        silent = other_host_run(1200)
+        recent = other_host_run(10)
+        parent = other_host_run(1200)  # a study's parent, whose child still beats
+        other_host_run(5, parent=parent)
+        status, out, err = run_cli(["cleanup", "--tracking-uri", url, "--stale-after", "600", "--dry-run"])
+        assert status == 0 and f"would mark KILLED: run {silent}" in out and c.get_run(silent).info.status == "RUNNING"
+        status, out, err = run_cli(["cleanup", "--tracking-uri", url, "--stale-after", "600"])
+        assert status == 0, err
+        assert out.splitlines()[-1] == "1 ghost run(s) ended"
+        assert c.get_run(silent).info.status == "KILLED"
+        assert re.fullmatch(r"no heartbeat from lab-pc-07 for 120\d s \(more than 600 s; found by cleanup\)",
+                            c.get_run(silent).data.tags[liveness.REASON_TAG])
+        assert c.get_run(silent).data.metrics == {"train_loss": 0.5}
+        assert c.get_run(recent).info.status == c.get_run(parent).info.status == "RUNNING"
+        assert run_cli(["cleanup", "--tracking-uri", url, "--stale-after", "0.5"])[0] == 2  # out of range
+        c.delete_experiment(experiment_id)
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+def test_the_database_restarting_mid_suite_leaves_no_run_running(server, monkeypatch, tiny_fashion_root, tmp_path):
+    url, folder = server["url"], server["folder"]
+    process = start_long_run(url, "bob", tiny_fashion_root, tmp_path)
+    cluster = Cluster(folder, server["config"].db_port)
+    try:
+        with logged_in(monkeypatch, "bob"):
+            run = wait_for_epochs(url, "anncore-baseline/bob", process)
+        cluster.stop()  # fast: every connection of the server is cut
+        time.sleep(3)   # a few seconds without a database, writes meanwhile get 5xx
+        cluster.start()
+        with logged_in(monkeypatch, "bob"):
+            before = len(client(url).get_metric_history(run.info.run_id, "train_loss"))
+            deadline = time.monotonic() + 60  # the run goes on logging after the restart
+            while len(client(url).get_metric_history(run.info.run_id, "train_loss")) == before:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)  # ends the run KILLED through the suite's handler
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    with logged_in(monkeypatch, "bob"):
+        ended = client(url).get_run(run.info.run_id)
+    assert process.returncode == 143, process.stderr.read()[-2000:]
+    assert ended.info.status == "KILLED"  # survived the restart, then stopped on purpose: not RUNNING
+    with logged_in(monkeypatch, "bob"):
+        running = [r for e in client(url).search_experiments() for r in client(url).search_runs([e.experiment_id])
+                   if r.info.status == "RUNNING" and r.data.tags.get(liveness.HOST_TAG) == liveness.this_host()]
+    assert running == []
+
+
+def test_backup_stop_down_server_error_and_restore(server, monkeypatch, tmp_path):
+    import psycopg
+
+    url, folder = server["url"], server["folder"]
+    cluster = Cluster(folder, server["config"].db_port)
+
+    def database(name: str):
+        return psycopg.connect(host="127.0.0.1", port=cluster.port, user="anncore", dbname=name,
+                               password=cluster.password())
+
+    with database("mlflow") as connection:
+        kept = {row[0] for row in connection.execute("SELECT run_uuid FROM runs")}
+    written = class_server.backup(folder, tmp_path / "backup")
+    assert {p.name for p in written} == {"mlflow.dump", "mlflow_auth.dump", "optuna.dump", "artifacts.tar.gz"}
+    with logged_in(monkeypatch, "admin"):
+        after_backup = client(url).create_experiment("anncore-after-backup")
+    assert kept
+
+    assert class_server.stop(folder) is True
+    assert not Cluster(folder, server["config"].db_port).is_running()
+    with contextlib.suppress(requests.RequestException):
+        pytest.fail(f"still answering: {requests.get(url + '/health', timeout=2).status_code}")
+    for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with logged_in(monkeypatch, "alice"):
+        start = time.monotonic()
+        status, out, err = run_cli(["run", "simple_ann", "--no-progress", "--tracking-uri", url])
+    assert time.monotonic() - start < 10.0  # a bound on a hang, not a benchmark
+    assert status == 2 and err.startswith(f"error: tracking server {url} is not reachable (")
+
+    class_server.restore(folder, tmp_path / "backup")
+    try:
+        with database("mlflow") as connection:
+            restored = {row[0] for row in connection.execute("SELECT run_uuid FROM runs")}
+            names = {row[0] for row in connection.execute("SELECT name FROM experiments")}
+        with database("mlflow_auth") as connection:
+            users = {row[0] for row in connection.execute("SELECT username FROM users")}
+    finally:
+        cluster.stop()
+    assert restored == kept and "anncore-after-backup" not in names and after_backup
+    assert users == {"admin", *STUDENTS}
