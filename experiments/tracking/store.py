@@ -186,9 +186,76 @@ def first_line(error: BaseException) -> str:
     return lines[0] if lines else repr(error)
 
 
+class StoreLockedError(RuntimeError):
+    """A SQLite store still locked after :func:`with_retry`'s last attempt."""
+
+
 def is_database_locked(error: BaseException) -> bool:
     """True for SQLite's transient "database is locked" error, however MLflow wrapped it."""
     return "database is locked" in str(error).lower()
+
+
+class Interrupts:
+    """SIGINT/SIGTERM received while :func:`second_signal_exits` counts them (a suite is running).
+
+    The first signal ends the current run KILLED; from then on no write holds signals back or
+    waits for a lock twice, and a second signal ends the process at once.
+    """
+
+    armed = False
+    received = 0  # counted as they arrive (a thread reads the wakeup fd)
+    stopping = False  # set by the suite's handler as it raises the first interruption
+
+
+def exit_at_once(signum: int) -> None:
+    """End the process now with status 128 + ``signum``, without cleanup (a second Ctrl-C)."""
+    name = signal.Signals(signum).name
+    os.write(2, f"\n{name} again: exiting at once; a run being ended may stay RUNNING\n".encode())
+    os._exit(128 + signum)
+
+
+@contextmanager
+def second_signal_exits() -> Iterator[None]:
+    """Count SIGINT/SIGTERM as they arrive; the second one ends the process at once.
+
+    Why a thread reading the wakeup fd: Python runs signal handlers only between bytecodes, so
+    while the main thread waits inside SQLite (MLflow sets a 20 s busy timeout) a second Ctrl-C
+    would reach no handler until the wait ended, and two would reach one handler call. The C
+    handler writes each signal's number to the wakeup fd as it arrives. Nothing is counted
+    outside the main thread, or where the wakeup fd is in use already (an event loop).
+    """
+    if Interrupts.armed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    if previous != -1:  # someone else's: give it back
+        signal.set_wakeup_fd(previous)
+        os.close(read_end)
+        os.close(write_end)
+        yield
+        return
+
+    def count() -> None:
+        while data := os.read(read_end, 64):  # b"" once the block below has closed write_end
+            for number in data:
+                if number in (signal.SIGINT, signal.SIGTERM):
+                    Interrupts.received += 1
+                    if Interrupts.received >= 2:
+                        exit_at_once(number)
+
+    Interrupts.armed, Interrupts.received = True, 0
+    counter = threading.Thread(target=count, name="anncore-interrupts", daemon=True)
+    counter.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(-1)
+        Interrupts.armed, Interrupts.received, Interrupts.stopping = False, 0, False
+        os.close(write_end)
+        counter.join(timeout=5)
+        os.close(read_end)
 
 
 @contextmanager
@@ -199,24 +266,48 @@ def signals_held() -> Iterator[None]:
     the database lock, and every later write, the run's own KILLED status included, then
     waits on that lock. While the block runs, the two signals are only recorded; afterwards
     the previous handlers are put back and each recorded signal is raised again for them.
-    Outside the main thread (where Python cannot set handlers) nothing is held.
+    Outside the main thread (where Python cannot set handlers) nothing is held, nor once the
+    suite has received its first signal (see :class:`Interrupts`): its runs are being ended
+    then, and a user who presses Ctrl-C again wants out, not the write finished.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or Interrupts.stopping:
         yield
         return
     caught: list[int] = []
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
-        if handler is not None:  # None: installed outside Python, cannot be put back
-            previous[signum] = signal.signal(signum, lambda number, frame: caught.append(number))
-    try:
+
+    def record(number: int, frame: object) -> None:
+        caught.append(number)
+
+    # Why an ExitStack: signal.signal() first runs the handlers of signals already pending, which
+    # may raise; every handler replaced so far must still be put back, and the held signals are
+    # raised again only after all of them are (else a handler could stay `record` for good).
+    with contextlib.ExitStack() as restore:
+        restore.callback(_deliver, caught)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is not None:  # None: installed outside Python, cannot be put back
+                restore.callback(signal.signal, signum, signal.signal(signum, record))
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(caught):
+
+
+def _deliver(caught: list[int]) -> None:
+    """Hand each held signal to its own handler, now that it is back.
+
+    The handler is called directly, not through ``raise_signal``, which :func:`second_signal_exits`
+    would count as a second signal; a default action (SIGTERM outside a suite) is raised.
+    """
+    for signum in dict.fromkeys(caught):
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
             signal.raise_signal(signum)
+
+
+def write_guard() -> contextlib.AbstractContextManager[None]:
+    """:func:`signals_held` for a SQLite store, nothing for a server (an HTTP call can be cut safely)."""
+    import mlflow
+
+    return signals_held() if mlflow.get_tracking_uri().startswith("sqlite:") else contextlib.nullcontext()
 
 
 def with_retry(function: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -225,14 +316,11 @@ def with_retry(function: Callable[..., T], *args: object, **kwargs: object) -> T
     With a SQLite store, each call runs with :func:`signals_held`, so an interruption lands
     between writes, not inside one; the waits between attempts stay interruptible.
     """
-    import mlflow
-
-    hold = signals_held if mlflow.get_tracking_uri().startswith("sqlite:") else contextlib.nullcontext
     server_errors_until = None
     attempt = 0
     while attempt < LOCK_RETRY_ATTEMPTS:
         try:
-            with hold():
+            with write_guard():
                 return function(*args, **kwargs)
         except Exception as error:
             if is_server_error(error):  # the server is up, its database is not (yet): wait for it
@@ -241,8 +329,13 @@ def with_retry(function: Callable[..., T], *args: object, **kwargs: object) -> T
                     raise
                 time.sleep(SERVER_ERROR_DELAY_S)
                 continue
-            if attempt == LOCK_RETRY_ATTEMPTS - 1 or not is_database_locked(error):
+            if not is_database_locked(error) or Interrupts.stopping:
                 raise
+            if attempt == LOCK_RETRY_ATTEMPTS - 1:
+                raise StoreLockedError(
+                    f"the MLflow store stayed locked through {LOCK_RETRY_ATTEMPTS} attempts ({first_line(error)}); "
+                    "another process is writing to it: try again when it has finished"
+                ) from error
             time.sleep(LOCK_RETRY_FIRST_DELAY_S * 2**attempt * (1 + random.random()))
             attempt += 1
     raise AssertionError("unreachable")

@@ -1,0 +1,308 @@
+"""The architecture search (``run sweep``): Optuna and MLflow agree, the champion is registered and
+served, workers share a study, resume continues it, a killed worker's trial fails, and bad input
+is refused before anything is made. Tiny data, ``--quick``, a few trials of 1-2 epochs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import requests
+import torch
+
+from experiments.settings import RunSettings
+from experiments.tracking import datasets
+from experiments.tracking.optuna_storage import GRACE_PERIOD_S
+from experiments.tracking.registry import REGISTERED_MODEL
+from tests.mlflow_processes import free_port, run_cli
+
+REPO = Path(__file__).resolve().parent.parent
+QUICK = ["--quick", "--device", "cpu", "--no-progress"]
+
+
+def sweep_args(data_dir: Path, folder: Path, *extra: str) -> list[str]:
+    return ["run", "sweep", *QUICK, "--data-dir", str(data_dir), "--tracking-uri",
+            f"sqlite:///{folder / 'mlflow.db'}", *extra]
+
+
+def storage_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+def load_study(folder: Path, name: str = "fashion-mnist-quick") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage_url(folder))
+
+
+def sweep_runs(folder: Path) -> list:
+    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("anncore-sweep")
+    return client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def trial_runs(folder: Path, study: str = "fashion-mnist-quick") -> list:
+    return [r for r in sweep_runs(folder) if "anncore.trial_number" in r.data.tags
+            and r.data.tags.get("anncore.study_name") == study]
+
+
+def parent_of(folder: Path, study: str = "fashion-mnist-quick"):
+    parents = [r for r in sweep_runs(folder) if r.data.tags.get("anncore.role") == "parent"
+               and r.data.tags.get("anncore.study_name") == study]
+    assert len(parents) == 1, f"one parent per study, got {len(parents)}"
+    return parents[0]
+
+
+def quick_settings(data_dir: Path) -> RunSettings:
+    return RunSettings(data_dir=data_dir, download=False, quick=True, progress=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One in-process ``run sweep --quick --trials 4 --epochs 2``, with every evaluation recorded."""
+    import anncore.trainer as trainer
+
+    folder = tmp_path_factory.mktemp("sweep")
+    evaluated: list[torch.Tensor] = []
+    real_evaluate, real_epoch_eval = trainer.evaluate, trainer._loss_and_accuracy
+
+    def evaluate(model, data, *args, **kwargs):
+        evaluated.append(data.x)
+        return real_evaluate(model, data, *args, **kwargs)
+
+    def epoch_eval(model, data, *args, **kwargs):
+        evaluated.append(data.x)
+        return real_epoch_eval(model, data, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer, "evaluate", evaluate)
+        patch.setattr(trainer, "_loss_and_accuracy", epoch_eval)
+        status, out, err = run_cli(sweep_args(tiny_fashion_root, folder, "--trials", "4", "--epochs", "2"))
+    assert status == 0, err
+    return {"folder": folder, "evaluated": evaluated, "data": datasets.load(quick_settings(tiny_fashion_root))}
+
+
+def test_optuna_and_mlflow_agree_trial_by_trial(tiny_sweep) -> None:
+    folder = tiny_sweep["folder"]
+    study = load_study(folder)
+    by_number = {int(r.data.tags["anncore.trial_number"]): r for r in trial_runs(folder)}
+    assert sorted(by_number) == [t.number for t in study.trials] == [0, 1, 2, 3]
+    parent = parent_of(folder)
+    for trial in study.trials:
+        run = by_number[trial.number]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.run_id == trial.user_attrs["mlflow_run_id"]
+        assert run.data.tags["anncore.trial_state"] == trial.state.name
+        params = run.data.params
+        widths = [trial.params[f"width_{k}"] for k in range(1, trial.params["n_hidden_layers"] + 1)]
+        assert params["architecture"] == "-".join(map(str, [784, *widths, 10]))
+        assert params["activation"] == trial.params["activation"]
+        assert float(params["dropout_rate"]) == trial.params["dropout"]
+        assert float(params["learning_rate"]) == trial.params["learning_rate"]
+        assert int(params["batch_size"]) == trial.params["batch_size"]
+        history = run.data.metrics
+        assert history["epochs_run"] == len(trial.intermediate_values)
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert run.info.status == "FINISHED"
+            assert history["final_val_acc"] == pytest.approx(trial.value, abs=1e-12)
+        client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        val_acc = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "val_acc")}
+        assert val_acc == pytest.approx(trial.intermediate_values)
+
+
+def _artifact(run, path: str, folder: Path) -> Path:
+    return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=path,
+                                                    tracking_uri=f"sqlite:///{folder / 'mlflow.db'}"))
+
+
+def test_parent_artifacts_hold_what_they_claim(tiny_sweep) -> None:
+    folder = tiny_sweep["folder"]
+    study, parent = load_study(folder), parent_of(folder)
+    table = pd.read_csv(_artifact(parent, "trials.csv", folder))
+    assert list(table["number"]) == [t.number for t in study.trials]
+    assert list(table["state"]) == [t.state.name for t in study.trials]
+    runs = {r.info.run_id: r for r in trial_runs(folder)}
+    assert set(table["run_id"]) == set(runs)
+    assert int(parent.data.metrics["epochs_run"]) == sum(len(t.intermediate_values) for t in study.trials)
+    assert parent.data.metrics["epochs_without_pruning"] == 2 * len(study.trials)
+    best = json.loads(_artifact(parent, "best_params.json", folder).read_text())
+    assert best["number"] == study.best_trial.number and best["params"] == study.best_trial.params
+    importances = pd.read_csv(_artifact(parent, "importances.csv", folder))
+    if len(importances):
+        assert set(importances["parameter"]) <= set(study.best_trial.params)
+        assert importances["importance"].sum() == pytest.approx(1.0)
+    else:
+        assert parent.data.tags["anncore.importances_note"]
+    assert _artifact(parent, "history.png", folder).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "vegaEmbed" in _artifact(parent, "parameters.html", folder).read_text()
+    space = pd.read_csv(_artifact(parent, "search_space.csv", folder))
+    assert {"n_hidden_layers", "learning_rate", "batch_size"} <= set(space["parameter"])
+
+
+def test_champion_is_registered_loads_and_predicts(tiny_sweep) -> None:
+    folder, data = tiny_sweep["folder"], tiny_sweep["data"]
+    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    version = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
+    champion = client.get_run(version.run_id)
+    assert champion.data.tags["anncore.champion_trial"] == str(load_study(folder).best_trial.number)
+    assert champion.data.tags["mlflow.parentRunId"] == parent_of(folder).info.run_id
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@champion")
+    logits = np.asarray(model.predict(data.test.x.numpy().reshape(len(data.test), -1)))
+    accuracy = float((logits.argmax(axis=1) == data.test.y.numpy()).mean())
+    assert accuracy == pytest.approx(champion.data.metrics["final_test_acc"], abs=1e-9)
+
+
+def test_test_set_is_evaluated_once_and_only_for_the_champion(tiny_sweep) -> None:
+    test_x = tiny_sweep["data"].test.x
+    on_test = [x for x in tiny_sweep["evaluated"] if x.shape == test_x.shape and torch.equal(x, test_x)]
+    assert len(on_test) == 1
+    for run in trial_runs(tiny_sweep["folder"]):
+        assert not [name for name in run.data.metrics if "test" in name], run.data.metrics
+        assert run.data.params["evaluated_on"] == "validation"
+
+
+def test_the_validation_split_never_overlaps_the_test_set(tiny_sweep) -> None:
+    from experiments.studies.sweep import validation_split
+
+    data = tiny_sweep["data"]
+    split = validation_split(data.train, seed=0)
+    train_idx, val_idx = set(split.train_indices.tolist()), set(split.validation_indices.tolist())
+    assert not train_idx & val_idx and train_idx | val_idx == set(range(len(data.train)))
+    test_rows = {row.tobytes() for row in data.test.x.numpy().reshape(len(data.test), -1)}
+    assert not any(row.tobytes() in test_rows for row in split.validation.x.numpy().reshape(len(split.validation), -1))
+    assert split.validation_indices.tolist() == validation_split(data.train, seed=0).validation_indices.tolist()
+    run = trial_runs(tiny_sweep["folder"])[0]
+    assert int(run.data.params["validation_size"]) == len(split.validation)
+
+
+def test_a_study_continued_with_other_options_is_refused(tiny_sweep, tiny_fashion_root) -> None:
+    folder = tiny_sweep["folder"]
+    before = len(sweep_runs(folder))
+    status, _, err = run_cli(sweep_args(tiny_fashion_root, folder, "--trials", "1", "--epochs", "3"))
+    assert status == 2 and err.startswith("error: study 'fashion-mnist-quick' was made with epochs=2")
+    assert len(sweep_runs(folder)) == before
+
+
+def _cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    environment = {**os.environ, **(env or {})}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen([sys.executable, "-m", "experiments", *args], cwd=REPO, env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_two_workers_share_a_study_and_a_rerun_continues_it(tiny_fashion_root, tmp_path) -> None:
+    done = _cli(*sweep_args(tiny_fashion_root, tmp_path, "--trials", "4", "--epochs", "1", "--workers", "2"))
+    out, err = done.communicate(timeout=240)
+    assert done.returncode == 0, err
+    again = _cli(*sweep_args(tiny_fashion_root, tmp_path, "--trials", "2", "--epochs", "1"))
+    out, err = again.communicate(timeout=240)
+    assert again.returncode == 0, err
+    study = load_study(tmp_path)
+    assert [t.number for t in study.trials] == list(range(6))
+    numbers = [int(r.data.tags["anncore.trial_number"]) for r in trial_runs(tmp_path)]
+    assert sorted(numbers) == list(range(6))  # each trial in MLflow exactly once
+    parent = parent_of(tmp_path)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials"] == 6
+    assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs(tmp_path)} == {parent.info.run_id}
+
+
+def _wait_for_running_trial(folder: Path, timeout_s: float = 120) -> None:
+    """Until a RUNNING trial has reported an epoch (read with sqlite3: polling through Optuna is too slow)."""
+    import sqlite3
+
+    query = ("SELECT count(*) FROM trials t JOIN trial_intermediate_values v ON v.trial_id = t.trial_id "
+             "WHERE t.state = 'RUNNING'")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.Error):
+            with contextlib.closing(sqlite3.connect(folder / "optuna.db", timeout=1)) as connection:
+                if connection.execute(query).fetchone()[0]:
+                    return
+        time.sleep(0.05)
+    pytest.fail("no trial started reporting epochs in time")
+
+
+def test_a_killed_worker_leaves_its_trial_failed_and_the_study_goes_on(tiny_fashion_root, tmp_path) -> None:
+    args = sweep_args(tiny_fashion_root, tmp_path, "--trials", "1", "--epochs", "12", "--study-name", "killed")
+    worker = _cli(*args, start_new_session=True)
+    try:
+        _wait_for_running_trial(tmp_path)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.communicate()
+    time.sleep(GRACE_PERIOD_S + 1)  # the dead worker's heartbeat goes stale
+    resumed = _cli(*sweep_args(tiny_fashion_root, tmp_path, "--trials", "1", "--epochs", "12", "--study-name",
+                               "killed", "--timeout", "1"))
+    out, err = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, err
+    trials = load_study(tmp_path, "killed").trials
+    assert [t.state.name for t in trials][0] == "FAIL" and trials[1].number == 1
+    killed = [r for r in trial_runs(tmp_path, "killed") if r.data.tags["anncore.trial_number"] == "0"][0]
+    assert killed.info.status == "KILLED" and killed.data.tags["anncore.trial_state"] == "FAIL"
+    assert parent_of(tmp_path, "killed").info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--trials", "0"], "argument --trials: '0' is out of range"),
+        (["--timeout", "-5"], "argument --timeout: '-5' is not positive"),
+        (["--storage", "redis://127.0.0.1/0"], "has unsupported scheme 'redis'"),
+        (["--storage", "postgresql+psycopg://anncore:secret@127.0.0.1:1/optuna"], "cannot open the Optuna storage"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_makes_nothing(tiny_fashion_root, tmp_path, extra, message) -> None:
+    status, out, err = run_cli(sweep_args(tiny_fashion_root, tmp_path, *extra))
+    assert status == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert "secret" not in err
+    assert not (tmp_path / "optuna.db").exists()
+    if (tmp_path / "mlflow.db").exists():
+        experiment = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("anncore-sweep")
+        assert experiment is None
+
+
+def test_the_champion_is_served_over_http(tiny_sweep) -> None:
+    folder, data = tiny_sweep["folder"], tiny_sweep["data"]
+    port = free_port()
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    log = folder / "serve.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{REGISTERED_MODEL}@champion",
+             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=output, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, log.read_text()[-2000:]
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        image = data.test.x[:1].numpy().reshape(1, -1)
+        answer = requests.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": image.tolist()}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        served = np.asarray(answer.json()["predictions"])
+        mlflow.set_tracking_uri(environment["MLFLOW_TRACKING_URI"])
+        local = np.asarray(mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@champion").predict(image))
+        assert served.shape == (1, 10) and served.argmax() == local.argmax()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
