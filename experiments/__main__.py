@@ -13,7 +13,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -50,8 +52,18 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
     )
 
 
+def dump_stacks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` prints every thread's Python stack to stderr (what is it doing?)."""
+    if hasattr(signal, "SIGUSR1") and sys.__stderr__ is not None:
+        try:
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+        except (ValueError, OSError, AttributeError):  # no usable stderr, or not the main thread
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (2 for bad input, with one ``error:`` line)."""
+    dump_stacks_on_sigusr1()
     try:
         args = parse_args(argv)
     except SystemExit as exit_request:  # argparse: --help (0) or a usage error (2)
@@ -67,21 +79,22 @@ def main(argv: list[str] | None = None) -> int:
     # would make our first mlflow.start_run resume it; our runs carry its id as a tag instead.
     args.project_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
-        uri = store.resolve_tracking_uri(args.tracking_uri)
-        if args.command == "rerun":
-            return rerun.rerun(args.run_id, args, uri)
-        if args.command == "cleanup":
-            from experiments.tracking.liveness import cleanup_command
+        with suite.sigterm_raises():  # SIGTERM ends the command like Ctrl-C from the start (status 143)
+            uri = store.resolve_tracking_uri(args.tracking_uri)
+            if args.command == "rerun":
+                return rerun.rerun(args.run_id, args, uri)
+            if args.command == "cleanup":
+                from experiments.tracking.liveness import cleanup_command
 
-            return cleanup_command(args, uri)
-        names = list(EXPERIMENT_NAMES) if args.names == ["all"] else list(dict.fromkeys(args.names))
-        return suite.run_suite(names, settings_from_args(args), uri)
+                return cleanup_command(args, uri)
+            names = list(EXPERIMENT_NAMES) if args.names == ["all"] else list(dict.fromkeys(args.names))
+            return suite.run_suite(names, settings_from_args(args), uri)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # outside any run (runs end KILLED themselves)
+    except KeyboardInterrupt as interruption:  # outside any run (runs end KILLED themselves)
         print("interrupted", file=sys.stderr)
-        return 130
+        return suite.EXIT_TERMINATED if isinstance(interruption, suite.Terminated) else suite.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ Exit status: 0 all finished, 1 something failed, 130 interrupted (SIGINT), 143 t
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,20 +47,26 @@ class SuiteRow:
 
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """While active, SIGTERM raises :class:`Terminated` in the main thread."""
+    """While active, SIGTERM raises :class:`Terminated` and Ctrl-C ``KeyboardInterrupt`` in the main thread.
+
+    A second SIGINT or SIGTERM, while the first one's runs are being ended KILLED, ends the
+    process at once (``store.second_signal_exits``). Ctrl-C is left alone where it is not
+    Python's default (ignored in a background job, say).
+    """
 
     def handler(signum: int, frame: object) -> None:
-        raise Terminated("SIGTERM")
+        store.Interrupts.stopping = True  # the runs are being ended: no more holding or waiting
+        raise Terminated("SIGTERM") if signum == signal.SIGTERM else KeyboardInterrupt
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
+    if threading.current_thread() is not threading.main_thread():  # leave signals alone
         yield
         return
-    try:
+    handled = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    with contextlib.ExitStack() as restore:
+        restore.enter_context(store.second_signal_exits())
+        for signum in handled:
+            restore.callback(signal.signal, signum, signal.signal(signum, handler))
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def preflight(names: Sequence[str], settings: RunSettings, uri: str) -> None:

@@ -118,21 +118,30 @@ def tracked_run(
 
     experiment_id = store.get_or_create_experiment(experiment, mlflow.get_tracking_uri())
     name = run_name or (f"{arm}-seed{seed}" if role == "child" else experiment)
-    run = store.with_retry(
-        mlflow.start_run,
-        experiment_id=experiment_id,
-        run_name=name,
-        nested=role == "child",
-        tags={**_run_tags(settings, experiment, role, arm, seed), **liveness.process_tags()},
-    )
+    run = None
     try:
+        # A signal held during start_run is raised as this block ends, when `run` is set and
+        # inside `try`, so the new run ends KILLED (raised from with_retry itself, it skipped
+        # `try`, and MLflow's exit hook then ended the run FINISHED).
+        with store.write_guard():
+            run = store.with_retry(
+                mlflow.start_run,
+                experiment_id=experiment_id,
+                run_name=name,
+                nested=role == "child",
+                tags={**_run_tags(settings, experiment, role, arm, seed), **liveness.process_tags()},
+            )
         log_params({**common_params(settings, seed), **(params or {})})
         yield run
     except KeyboardInterrupt as interruption:
+        if run is None:  # never started: nothing to end
+            raise
         _remember_run(interruption, run)
         _end(run, "KILLED", f"{type(interruption).__name__}: {interruption}".rstrip(": "), None)
         raise
     except BaseException as error:
+        if run is None:
+            raise
         _remember_run(error, run)
         _end(run, "FAILED", f"{type(error).__name__}: {error}", traceback.format_exc())
         raise
@@ -227,8 +236,9 @@ class EpochMetricsLogger:
             from mlflow.entities import RunTag
 
             heartbeat = [RunTag(liveness.HEARTBEAT_TAG, liveness.heartbeat_value())]  # the run is alive
-            store.with_retry(mlflow.MlflowClient().log_batch, self.run_id, metrics=self._pending, tags=heartbeat)
-            self._pending = []  # only once written: a failed write leaves them for the next flush
+            with store.write_guard():  # a signal held by the write is raised after the next line
+                store.with_retry(mlflow.MlflowClient().log_batch, self.run_id, metrics=self._pending, tags=heartbeat)
+                self._pending = []  # only once written: a failed write leaves them for the next flush
         self._last_write = time.monotonic()
 
 
