@@ -377,6 +377,23 @@ def test_diverging_run_keeps_the_epochs_before_it_and_the_suite_reports_it(empty
 
 # --- 3. SIGINT and SIGTERM into a running study ---------------------------------------------------
 
+def communicate_or_show_stacks(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """``process.communicate(timeout)``; if it is still running then, fail showing where it was.
+
+    ``python -m experiments`` prints every thread's Python stack on SIGUSR1 (faulthandler), so
+    the failure message says what the process was doing instead of only that it hung.
+    """
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(3)
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"still running {timeout} s after the signal; its Python stacks (faulthandler):\n"
+                    f"{err[-8000:]}\n--- stdout:\n{out[-2000:]}")
+
+
 @pytest.mark.parametrize("signum, status, reason", [
     (signal.SIGINT, 130, "KeyboardInterrupt"),
     (signal.SIGTERM, 143, "Terminated: SIGTERM"),
@@ -394,7 +411,7 @@ def test_signal_during_a_study_kills_child_and_parent(signum, status, reason, em
             assert time.monotonic() < deadline, "no epoch logged"
             time.sleep(0.1)
         process.send_signal(signum)
-        out, err = process.communicate(timeout=60)
+        out, err = communicate_or_show_stacks(process, timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
@@ -425,7 +442,7 @@ def test_signal_during_a_study_kills_child_and_parent(signum, status, reason, em
 def two_suites(tmp_path_factory, tiny_fashion_root) -> dict:
     """Two `run all --quick` started together in one folder, both on the default ./mlruns store."""
     workdir = tmp_path_factory.mktemp("two-suites")
-    command = [sys.executable, "-m", "experiments", "run", "all", "--quick", "--no-progress",
+    command = [sys.executable, "-m", "experiments", "run", "all", "--quick", "--no-progress", "--device", "cpu",
                "--data-dir", str(tiny_fashion_root)]
     env = subprocess_env(**{FAKE_SECRET_NAME: FAKE_SECRET})
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
