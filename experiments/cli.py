@@ -211,9 +211,9 @@ def build_parser() -> OneLineArgumentParser:
     study.add_argument("--target-accuracy", type=accuracy_fraction, help="test accuracy to count epochs to (default 0.8)")
     sweep = run.add_argument_group("sweep (architecture search)")
     sweep.add_argument("--trials", type=trial_count, help="trials this invocation adds to the study "
-                       "(default 20, 4 with --quick)")
+                       "(default 12, 4 with --quick)")
     sweep.add_argument("--timeout", type=timeout_seconds, help="start no trial after this many seconds "
-                       "(default 180 when --trials is not given either, else none)")
+                       "(default 150 when --trials is not given either, else none)")
     sweep.add_argument("--study-name", type=study_name, help="Optuna study to create or continue "
                        "(default fashion-mnist, fashion-mnist-quick with --quick)")
     sweep.add_argument("--storage", type=storage_url, help="Optuna storage: sqlite:///path/optuna.db or "

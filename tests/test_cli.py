@@ -70,7 +70,7 @@ def test_bad_command_line_is_one_error_line_and_status_2(command, named, capsys,
 
 
 @pytest.mark.parametrize("command, accepted", [
-    ("run foo", "activations, hand_calculations, simple_ann, synthetic, baseline, depth, activation_study, custom, all"),
+    ("run foo", "activations, hand_calculations, simple_ann, synthetic, baseline, depth, activation_study, custom, sweep, all"),
     ("run custom --activation swish", "sigmoid, tanh, relu, leaky_relu, elu, identity"),
     ("run custom --hidden-sizes 512,abc", "such as 512,256"),
     ("run all --seeds 1,,2", "such as 0,1,2"),

@@ -30,7 +30,6 @@ from experiments.tracking import runs, store
 EXPERIMENT = "sweep"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 RUN_ID_ATTR = "mlflow_run_id"
-EPOCHS_RUN_ATTR = "epochs_run"
 STUDY_TAG = "anncore.study_name"
 TRIAL_NUMBER_TAG = "anncore.trial_number"
 TRIAL_STATE_TAG = "anncore.trial_state"
@@ -179,7 +178,7 @@ def trials_table(study, max_epochs: int) -> pd.DataFrame:
                 **{f"param_{name}": value for name, value in trial.params.items()},
                 "architecture": trial.user_attrs.get("architecture"),
                 "parameter_count": trial.user_attrs.get("parameter_count"),
-                "epochs_run": int(trial.user_attrs.get(EPOCHS_RUN_ATTR, len(intermediate))),
+                "epochs_run": len(intermediate),  # one report per epoch, pruned or not
                 "max_epochs": max_epochs,
                 "last_val_acc": intermediate[max(intermediate)] if intermediate else None,
                 "duration_s": duration,

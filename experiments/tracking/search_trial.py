@@ -49,7 +49,6 @@ class _EpochReporter:
         row = validation_row(row)
         self.rows.append(row)
         self.logger(epoch, row, model)
-        self.trial.set_user_attr(search_runs.EPOCHS_RUN_ATTR, epoch)
         self.trial.report(row["val_acc"], epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"validation accuracy {row['val_acc']:.4f} after epoch {epoch} is below the median")
