@@ -29,10 +29,20 @@ fi
 
 if command -v quarto >/dev/null 2>&1; then
     QUARTO_PYTHON="$PWD/.venv/bin/python" quarto render report || status=1
+    # The Russian edition (the course's language): _quarto-ru.yml, written to report/_output-ru/.
+    QUARTO_PYTHON="$PWD/.venv/bin/python" quarto render report --profile ru || status=1
+    echo
+    echo "The report, English and Russian:"
+    for edition in _output _output-ru; do
+        for file in report/$edition/index.html report/$edition/index.pdf; do
+            if [ -f "$file" ]; then echo "    $file"; else echo "    $file (not rendered)"; fi
+        done
+    done
 else
     echo
     echo "Quarto is not installed, so the report was not rendered."
     echo "Install it from https://quarto.org/docs/get-started/ and then run:"
-    echo "    QUARTO_PYTHON=.venv/bin/python quarto render report"
+    echo "    QUARTO_PYTHON=.venv/bin/python quarto render report                # English"
+    echo "    QUARTO_PYTHON=.venv/bin/python quarto render report --profile ru   # Russian"
 fi
 exit $status
