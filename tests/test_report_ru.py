@@ -110,6 +110,21 @@ def test_russian_plural_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     assert i18n.ngettext("within {n} epoch", "within {n} epochs", 1).format(n=1) == "within 1 epoch"
 
 
+def test_missing_run_callout_and_provenance_in_russian(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from reporting.section import Section
+    from reporting.sections import overview
+    from reporting.store import run_command
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("ANNCORE_REPORT_LANG", "ru")
+    callout = Section("baseline").missing_message()
+    assert callout.startswith("::: {.callout-warning}\n**Результатов пока нет.**") and run_command("baseline") in callout
+    table = overview.provenance_frame(Section("baseline").store())
+    assert list(table.columns) == ["эксперимент", "прогон", "начат", "устройство", "режим", "что показывает"]
+    assert set(table["прогон"]) == {"пока нет"}
+    assert not ENGLISH_RUN.findall(without_code(callout + table.to_markdown()))
+
+
 # --- the executed editions ----------------------------------------------------------------
 
 
