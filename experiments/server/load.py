@@ -44,7 +44,8 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def _client_environment() -> dict[str, str]:
     drop = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")
-    return {**{k: v for k, v in os.environ.items() if k not in drop}, "PYTHONUNBUFFERED": "1"}
+    # One torch thread per client: N clients on a few cores would otherwise oversubscribe them.
+    return {"OMP_NUM_THREADS": "1", **{k: v for k, v in os.environ.items() if k not in drop}, "PYTHONUNBUFFERED": "1"}
 
 
 def run_clients(url: str, clients: int, experiments: Sequence[str], data_dir: Path, folder: Path) -> dict:
@@ -57,6 +58,8 @@ def run_clients(url: str, clients: int, experiments: Sequence[str], data_dir: Pa
         command = [sys.executable, "-m", "experiments.server.load_client", str(work / "record.json"),
                    "run", *experiments, "--quick", "--no-progress", "--device", "cpu",
                    "--data-dir", str(data_dir), "--tracking-uri", url]
+        if "all" in experiments or "sweep" in experiments:  # the sweep's Optuna study: one per client
+            command += ["--storage", f"sqlite:///{work / 'optuna.db'}"]
         with open(work / "output.log", "w") as log:
             processes.append(subprocess.Popen(command, cwd=work, stdout=log, stderr=subprocess.STDOUT,
                                               env=_client_environment()))

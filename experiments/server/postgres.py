@@ -172,7 +172,10 @@ class Cluster:
         rule = f"host all {ROLE} samenet scram-sha-256"
         text = self._run(["cat", str(hba)], "reading pg_hba.conf")
         if rule not in text:
-            self._run(["sh", "-c", f"echo '{rule}' >> '{hba}'"], "editing pg_hba.conf")
+            done = subprocess.run(self._as_owner(["tee", "-a", str(hba)]), input=rule + "\n", capture_output=True,
+                                  text=True, timeout=30)
+            if done.returncode != 0:
+                raise UserInputError(f"editing {hba} failed: {done.stderr.strip()}")
 
     def stop(self, mode: str = "fast") -> None:
         """``pg_ctl stop -m fast``: open transactions roll back, the data is left consistent."""
