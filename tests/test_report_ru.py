@@ -10,9 +10,11 @@ message the helpers and chart builders use has a Russian translation with the sa
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -248,18 +250,40 @@ def test_ru_profile_config() -> None:
     assert base["execute"]["daemon"] is False  # each render's kernel sees its own QUARTO_PROFILE
 
 
+def typst_markdown(notebook, build: Path) -> str:
+    """The Markdown Quarto hands pandoc for the typst format: Markdown cells as written, and per display
+    output its Markdown, else its PNG (written under ``build``), as Quarto's MIME order for non-HTML formats
+    takes them; the chart PNGs a chunk wrote under report/_chart_images/ are copied beside it."""
+    if (REPORT / "_chart_images").is_dir():
+        shutil.copytree(REPORT / "_chart_images", build / "_chart_images", dirs_exist_ok=True)
+    parts = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            parts.append(cell.source)
+            continue
+        if cell.metadata.get("options", {}).get("include") is False:
+            continue
+        for number, output in enumerate(cell.get("outputs", [])):
+            data = output.get("data", {})
+            if "text/markdown" in data:
+                parts.append("".join(data["text/markdown"]))
+            elif "image/png" in data:
+                image = build / f"cell-{index}-{number}.png"
+                image.write_bytes(base64.b64decode("".join(data["image/png"])))
+                parts.append(f"![]({image.name})")
+    return "\n\n".join(parts) + "\n"
+
+
 @pytest.fixture(scope="module")
 def pdfs(full_report, full_report_ru, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Each edition as Quarto hands it to pandoc for typst, conditional content resolved, compiled."""
     import typst
 
-    from tests.quarto_formats import document_markdown, typst_build_dir
-
     built = {}
     for lang, notebook in (("en", full_report), ("ru", full_report_ru)):
-        build = typst_build_dir(REPORT, tmp_path_factory.mktemp(f"pdf-{lang}"))
+        build = tmp_path_factory.mktemp(f"pdf-{lang}")
         config = yaml.safe_load((REPORT / ("_quarto-ru.yml" if lang == "ru" else "_quarto.yml")).read_text())
-        document = select_content(pandoc_ast(document_markdown(notebook, "typst", build)), {lang} - {"en"}, "typst")
+        document = select_content(pandoc_ast(typst_markdown(notebook, build)), {lang} - {"en"}, "typst")
         font = config.get("format", {}).get("typst", {}).get("mainfont", "Libertinus Serif")
         extra = ["--standalone", "-M", f"title={config['title']}", "-M", f"lang={lang}", "-V", f"mainfont={font}"]
         typ = build / "index.typ"
@@ -271,9 +295,11 @@ def pdfs(full_report, full_report_ru, tmp_path_factory: pytest.TempPathFactory) 
     return built
 
 
-def test_pdfs_compile_and_the_russian_one_is_set_in_a_cyrillic_font(pdfs) -> None:
-    from tests.quarto_formats import pdf_text
+def pdf_text(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
 
+
+def test_pdfs_compile_and_the_russian_one_is_set_in_a_cyrillic_font(pdfs) -> None:
     ru, en = pdf_text(pdfs["ru"]), pdf_text(pdfs["en"])
     assert "Функции активации" in ru and "Обратный проход" in ru and "Activation functions" not in ru
     assert "Activation functions" in en and not CYRILLIC.search(en)
