@@ -16,3 +16,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         || { echo "setup: installation failed (see pip output above)" >&2; exit 1; }
     touch "$stamp"
 fi
+# The report's PDF test compiles with both typst lines Quarto bundles: the dev extra's typst 0.15
+# in .venv, and PyPI typst 0.14.9 (typst 0.14.2, Quarto 1.9's) here; one module name, two folders.
+if [ ! -d .venv/typst-0.14/typst ]; then
+    .venv/bin/python -m pip install --quiet --target .venv/typst-0.14 "typst==0.14.9" 2>&1 | grep -v "is ignored" || true
+fi

@@ -28,6 +28,10 @@ from reporting.store import run_command
 from reporting.study_findings import display_name
 from tests.qmd_notebook import cells_by_label, expand_includes, outputs_of
 from tests.report_runs import execute_report, run_experiments
+from tests.quarto_formats import (
+    CDN_TRIGGERS, TYPST_014, compile_typst, document_markdown, front_matter, markdown_to, pdf_text, pdf_word_boxes,
+    typst_build_dir, typst_version,
+)  # fmt: skip
 
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "report"
@@ -78,6 +82,11 @@ STATUS_CELLS = {
 }
 # every study whose latest run the report shows: the suite's experiments and the benchmark
 STUDIES = (*EXPERIMENT_NAMES, "benchmark")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+# Quarto's HTML body column at its widest: $grid-body-column 800px less 3em (_bootstrap-variables.scss).
+QUARTO_COLUMN_PX = 752
 
 
 @pytest.fixture(scope="module")
@@ -119,22 +128,40 @@ def test_every_qmd_is_included_and_every_chunk_ran(full_report) -> None:
     assert not [o for c in code_cells for o in c.outputs if o.output_type == "error"]
 
 
+def raw_blocks(markdown: str, format_name: str) -> list[str]:
+    """The contents of the pandoc raw blocks (```` ```{=html} ````) of ``format_name`` in ``markdown``."""
+    return [m.group(2) for m in re.finditer(r"^(`{3,})\{=" + format_name + r"\}\n(.*?)\n\1$", markdown, re.S | re.M)]
+
+
+def code_markdown(notebook) -> list[str]:
+    """Every ``text/markdown`` output of the notebook, in document order."""
+    return [md for cell in notebook.cells if cell.cell_type == "code" for md in outputs_of(cell, "text/markdown")]
+
+
 def test_charts_are_interactive_html_with_a_png_and_name_their_run(full_report, latest_runs) -> None:
     cells = cells_by_label(full_report)
     for label, experiment in CHART_CELLS.items():
-        html = outputs_of(cells[label], "text/html")
-        pngs = outputs_of(cells[label], "image/png")
-        assert len(html) == 1 and 'class="vega-chart"' in html[0] and "vegaEmbed(" in html[0], label
-        assert len(pngs) == 1 and base64.b64decode(pngs[0])[:8] == b"\x89PNG\r\n\x1a\n", label
-        assert f"`{latest_runs[experiment].info.run_id[:8]}`" in markdown_of(cells[label]), label
-    ids = re.findall(r'class="vega-chart" id="([^"]+)"', "".join(
-        "".join(outputs_of(cell, "text/html")) for cell in full_report.cells if cell.cell_type == "code"
-    ))  # fmt: skip
+        md = markdown_of(cells[label])
+        (html,) = raw_blocks(md, "html")
+        (typst,) = raw_blocks(md, "typst")
+        assert 'class="vega-chart"' in html and "vegaEmbed(" in html, label
+        (png,) = re.findall(r'image\("(_chart_images/[^"]+\.png)"', typst)
+        assert (REPORT / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", label
+        assert f"`{latest_runs[experiment].info.run_id[:8]}`" in md, label
+    ids = re.findall(r'class="vega-chart" id="([^"]+)"', "".join(code_markdown(full_report)))
     assert len(ids) == len(set(ids)) >= len(CHART_CELLS)
 
 
+def test_no_output_makes_quarto_fetch_require_js_from_a_cdn(full_report) -> None:
+    """Quarto adds require.js and jQuery from a CDN to the HTML when any display output carries
+    text/html or application/javascript (quarto-cli widgets.ts); charts come as Markdown instead."""
+    for cell in full_report.cells:
+        for output in cell.get("outputs", []):
+            assert not set(output.get("data", {})) & set(CDN_TRIGGERS), (cell.source[:60], list(output["data"]))
+
+
 def test_vega_javascript_is_inlined_once_before_the_charts(full_report) -> None:
-    html = [h for cell in full_report.cells if cell.cell_type == "code" for h in outputs_of(cell, "text/html")]
+    html = [block for md in code_markdown(full_report) for block in raw_blocks(md, "html")]
     scripts = [h for h in html if "vegaEmbed" in h and "vega-chart" not in h]
     assert len(scripts) == 1 and html.index(scripts[0]) == 0
     assert "cdn" not in scripts[0][:500].lower() and 'src="http' not in "".join(html)
@@ -213,22 +240,152 @@ def test_all_markdown_outputs_convert_with_pandoc_without_warnings(full_report) 
     assert not re.search(r"\\(frac|begin|partial|delta|operatorname)", typst)
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (installed by .ci/run)")
-def test_html_outputs_draw_every_chart_offline_in_chromium(full_report, tmp_path: Path) -> None:
-    """The HTML outputs in document order (scripts once, then fragments), as the HTML render
-    places them, drawn by headless Chromium with no network: every chart div gets an SVG."""
-    html = [h for cell in full_report.cells if cell.cell_type == "code" for h in outputs_of(cell, "text/html")]
-    page = tmp_path / "report.html"
-    page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>' + "\n".join(html) + "</body></html>")
-    dom = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-         "--proxy-server=127.0.0.1:9", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=180,
-    ).stdout  # fmt: skip
-    charts = re.findall(r'<div class="vega-chart[^"]*" id="([^"]+)"[^>]*>(.*?)</div>\s*<script', dom, re.S)
-    assert len(charts) >= len(CHART_CELLS)
-    for div_id, inner in charts:
-        assert "<svg" in inner and inner.count("<path") > 3, div_id
+@pytest.fixture(scope="module")
+def html_page(full_report, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report as HTML: the Markdown Quarto would hand pandoc for HTML, through the bundled pandoc."""
+    build = tmp_path_factory.mktemp("html")
+    page = build / "index.html"
+    page.write_text(markdown_to(document_markdown(full_report, "html", build), "html"))
+    return page
+
+
+@pytest.fixture(scope="module")
+def typst_build(full_report, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report as Typst (``index.typ``) beside the chart PNGs, as Quarto lays it out for typst."""
+    build = typst_build_dir(REPORT, tmp_path_factory.mktemp("typst"))
+    markdown = front_matter(REPORT, "typst") + document_markdown(full_report, "typst", build)
+    (build / "index.typ").write_text(markdown_to(markdown, "typst"))
+    return build
+
+
+@pytest.fixture(scope="module")
+def pdf_texts(typst_build: Path) -> dict[str, str]:
+    """The PDF compiled by typst 0.15 (in this venv) and 0.14 (.venv/typst-0.14): version -> page text."""
+    texts = {}
+    for typst_path in (None, TYPST_014):
+        if typst_path is not None and not typst_path.is_dir():
+            continue
+        version = typst_version(typst_path)
+        pdf = typst_build / f"index-{version}.pdf"
+        compile_typst(typst_build / "index.typ", pdf, typst_path)
+        texts[version] = pdf_text(pdf)
+    return texts
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
+def test_pdf_compiles_with_typst_0_14_and_0_15_and_shows_the_3_2_1_values(pdf_texts) -> None:
+    """Every formula compiles with both typst lines Quarto bundles (\\odot once became typst 0.14's
+    dot.circle, which 0.15 removed); the TO-DO 3-2-1 numbers are on the page."""
+    assert "0.15.2" in pdf_texts, "the dev extra pins typst==0.15.2 (typst 0.15.1)"
+    if "0.14.9" not in pdf_texts:
+        pytest.skip("typst 0.14.9 is not in .venv/typst-0.14 (scripts/setup.sh installs it); 0.15 passed")
+    todo = WORKED_EXAMPLES["todo_3_2_1"].solve()
+    expected = [f"{todo.y_hat[0]:.4f}", f"{todo.loss:.4f}", f"{todo.layers[-1].grad_bias[0]:.4f}".replace("-", "−")]
+    assert expected == ["0.5426", "0.0331", "−0.0639"]
+    for version, text in pdf_texts.items():
+        assert all(value in text for value in expected), version
+        assert text.count("⊙") >= 3, version  # the formulas that once stopped typst 0.15
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
+def test_pdf_table_cells_stay_inside_their_columns(typst_build: Path, pdf_texts) -> None:
+    """No word of a table runs into the next column or off the page: on each text line of the PDF,
+    word boxes leave a gap (an overflowing cell drew "hand_calculations133c0dac" as one run of
+    glyphs). Only plain ASCII words count: a formula's glyphs (hats, sums) sit close by design."""
+    version = max(pdf_texts)
+    words = pdf_word_boxes(typst_build / f"index-{version}.pdf")
+    plain = re.compile(r"^[A-Za-z0-9_.,:;%()'/+=-]+$")
+    touching, outside = [], []
+    right_edge = 595.3 - 56.7 + 4  # A4 less the 2 cm margin, plus a hyphen's overhang
+    for (page, _), line in words.items():
+        line.sort()
+        for (_, x1, word), (next_x0, _, next_word) in zip(line, line[1:]):
+            if next_x0 < x1 + 1.0 and plain.match(word) and plain.match(next_word):
+                touching.append((page, word, next_word))
+        outside += [(page, word) for _, x1, word in line if x1 > right_edge]
+    assert not touching and not outside, (touching[:10], outside[:10])
+    text = pdf_texts[version]
+    for name in ("hand_calculations", "activation_study", "784-128-64-32-16-10"):
+        assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text), name
+
+
+def test_no_flag_turns_into_an_en_dash(html_page: Path, pdf_texts) -> None:
+    """Pandoc's smart punctuation makes ``--lr`` an en dash outside code; a copied command breaks."""
+    html_text = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", "", html_page.read_text(), flags=re.S))
+    for where, text in {"html": html_text, **{f"pdf {v}": t for v, t in pdf_texts.items()}}.items():
+        assert not re.findall(r".{0,30}–[a-z].{0,10}", text), where
+    assert "--hidden-sizes" in html_text
+
+
+def chart_specs(notebook) -> dict[str, dict]:
+    """Every chart's Vega-Lite spec, by its div id, from the HTML blocks of the notebook's Markdown."""
+    specs = {}
+    for md in code_markdown(notebook):
+        for html in raw_blocks(md, "html"):
+            for div_id, rest in re.findall(r'getElementById\("([^"]+)"\), (.*)', html):
+                specs[div_id], _ = json.JSONDecoder().raw_decode(rest)
+    return specs
+
+
+def titles_in(spec) -> list[str]:
+    """Every axis, legend and tooltip title in a Vega-Lite spec."""
+    found = []
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key == "title" and isinstance(value, str):
+                found.append(value)
+            else:
+                found += titles_in(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found += titles_in(value)
+    return found
+
+
+def test_charts_use_reader_facing_titles_and_the_tables_arm_names(full_report) -> None:
+    specs = chart_specs(full_report)
+    # The sweep's charts name Optuna's search-space parameters as the sweep command spells them.
+    for div_id, spec in [(div_id, spec) for div_id, spec in specs.items() if not div_id.startswith("sweep-")]:
+        for title in titles_in(spec.get("hconcat", spec.get("layer", spec))) + titles_in(spec.get("spec", {})):
+            assert "_" not in title and title not in ("arm", "final test acc"), (div_id, title)
+    comparison = specs["activation-study-comparison"]
+    assert comparison["layer"][0]["encoding"]["x"]["title"] == "activation"
+    assert specs["depth-comparison"]["layer"][0]["encoding"]["x"]["title"] == "architecture"
+    table = markdown_of(cells_by_label(full_report)["activation-study-table"])
+    rows = [line for line in table.splitlines() if line.startswith("|")][2:]  # after the header and the dashes
+    table_arms = [row.split("|")[1].strip() for row in rows]
+    chart_arms = [row["arm"] for row in comparison["datasets"][next(iter(comparison["datasets"]))]]
+    assert chart_arms == table_arms and "ReLU" in chart_arms
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (installed by .ci/run)")
+def test_html_draws_every_chart_offline_in_chromium_within_quartos_column(html_page: Path) -> None:
+    """The HTML page drawn by Chromium with every request but the file itself refused: each chart
+    gets an SVG with marks, nothing asks the network, no script fails (require.js's "define is not
+    defined"), and no chart is wider than Quarto's body column (752 px: the ELU explorer's legend
+    was cut off)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package (dev extra)")
+    requests, errors = [], []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                       else (requests.append(route.request.url), route.abort()))  # fmt: skip
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+            page.goto(html_page.as_uri())
+            page.wait_for_function(f"document.querySelectorAll('.vega-chart svg').length >= {len(CHART_CELLS)}",
+                                   timeout=120_000)  # fmt: skip
+            charts = page.evaluate("""[...document.querySelectorAll('.vega-chart')].map(div => {
+                const svg = div.querySelector('svg');
+                return [div.id, svg ? Number(svg.getAttribute('width')) : 0, div.querySelectorAll('path').length];
+            })""")
+        finally:
+            browser.close()
+    assert len(charts) >= len(CHART_CELLS) and not requests and not errors, (requests, errors)
+    for div_id, width, paths in charts:
+        assert paths > 3 and 0 < width <= QUARTO_COLUMN_PX, (div_id, width, paths)
 
 
 def test_no_progress_bars_leak_into_the_document(full_report) -> None:

@@ -3,7 +3,6 @@ Markdown tables that pandoc reads as tables."""
 
 from __future__ import annotations
 
-import base64
 import json
 import struct
 
@@ -12,7 +11,10 @@ import pandas as pd
 import pypandoc
 import pytest
 
-from reporting.display import ChartOutput, Outputs, VegaScripts, markdown_table, png_image
+from experiments.charts.export import to_png
+from reporting.display import (
+    COLUMN_WIDTH_PX, ChartOutput, Outputs, VegaScripts, flags_as_code, markdown_table, png_image, raw_block,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,22 +23,62 @@ def chart() -> alt.Chart:
     return alt.Chart(data).mark_line().encode(x="epoch:Q", y="loss:Q").properties(width=300, height=120)
 
 
-def test_chart_output_carries_interactive_html_and_a_png(chart: alt.Chart) -> None:
+def test_chart_output_is_markdown_with_an_html_block_and_a_typst_image(chart, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the PNG goes to _chart_images/ beside the document, i.e. the cwd
     bundle = ChartOutput(chart, "loss-chart", "Loss per epoch")._repr_mimebundle_()
-    assert set(bundle) == {"text/html", "image/png", "text/plain"}
-    html = bundle["text/html"]
-    assert '<div class="vega-chart" id="loss-chart"></div>' in html
-    spec, _ = json.JSONDecoder().raw_decode(html.split('getElementById("loss-chart"), ', 1)[1])
+    assert set(bundle) == {"text/markdown", "text/plain"}  # no text/html: Quarto would add require.js
+    markdown = bundle["text/markdown"]
+    document = json.loads(pypandoc.convert_text(markdown, "json", format="markdown"))
+    (html, typst) = [block["c"] for block in document["blocks"]]
+    assert html[0] == "html" and typst[0] == "typst"
+    assert '<div class="vega-chart" id="loss-chart"></div>' in html[1]
+    spec, _ = json.JSONDecoder().raw_decode(html[1].split('getElementById("loss-chart"), ', 1)[1])
     assert spec["mark"]["type"] == "line" and '"loss": 0.3' in json.dumps(spec)
-    png = base64.b64decode(bundle["image/png"])
+    assert 'image("_chart_images/loss-chart.png"' in typst[1] and 'alt: "Loss per epoch"' in typst[1]
+    png = (tmp_path / "_chart_images" / "loss-chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     assert width > 2 * 300 and height > 2 * 120  # scale 2, plus axes and padding
+    assert f"{width / 2 * 0.75:.1f}pt" in typst[1]  # its natural size, at most the text width
     assert bundle["text/plain"] == "Loss per epoch"
+    # Each format keeps only its own block.
+    assert "vegaEmbed" not in pypandoc.convert_text(markdown, "typst", format="markdown")
+    assert "_chart_images" not in pypandoc.convert_text(markdown, "html", format="markdown")
+
+
+def test_a_chart_wider_than_the_column_gets_its_legend_below(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = pd.DataFrame({"x": [1, 2], "y": [1, 2], "series": ["a very long legend entry", "b"]})
+    line = alt.Chart(data).mark_line().encode(x="x:Q", y="y:Q", color="series:N").properties(width=300)
+    wide = ChartOutput(alt.hconcat(line, line), "wide", "two panels")
+    fitted, png = wide.fitted()
+    assert struct.unpack(">II", png[16:24])[0] / 2 <= COLUMN_WIDTH_PX < struct.unpack(">II", to_png(wide.chart)[16:24])[0] / 2
+    assert fitted.to_dict()["config"]["legend"]["orient"] == "bottom"
+    narrow = ChartOutput(line.properties(width=200), "narrow", "one panel")
+    assert narrow.fitted()[0] is narrow.chart
+
+
+def test_raw_block_fence_outlasts_backticks_inside() -> None:
+    block = raw_block("html", "<script>const s = `a ```` b`;</script>")
+    assert block.startswith("`````{=html}\n") and block.endswith("\n`````\n")
+    (raw,) = json.loads(pypandoc.convert_text(block, "json", format="markdown"))["blocks"]
+    assert raw["c"] == ["html", "<script>const s = `a ```` b`;</script>"]
+
+
+def test_flags_become_inline_code() -> None:
+    text = "your own architecture: --hidden-sizes, --dropout, --lr; `--quick` stays, 3--5 too"
+    assert flags_as_code(text) == (
+        "your own architecture: `--hidden-sizes`, `--dropout`, `--lr`; `--quick` stays, 3--5 too"
+    )
+    html = pypandoc.convert_text(flags_as_code(text), "html", format="markdown")
+    assert "–" not in html.replace("3–5", "")
 
 
 def test_vega_scripts_define_vega_embed_inline() -> None:
-    html = VegaScripts()._repr_html_()
+    markdown = VegaScripts()._repr_markdown_()
+    (raw,) = json.loads(pypandoc.convert_text(markdown, "json", format="markdown"))["blocks"]
+    assert raw["t"] == "RawBlock" and raw["c"][0] == "html"
+    html = raw["c"][1]
     assert html.startswith("<script") and "vegaEmbed" in html and "src=" not in html.split(">", 1)[0]
 
 
@@ -49,6 +91,27 @@ def test_markdown_table_is_a_pandoc_table_with_caption() -> None:
     assert "abcd1234" in caption
     body_rows = table["c"][4][0][3]
     assert len(body_rows) == 2
+
+
+def test_wide_table_columns_fit_their_longest_words() -> None:
+    """The separator's dashes set the PDF's column widths: each column holds its longest code span
+    or word, and a table too wide even so is set smaller in Typst."""
+    frame = pd.DataFrame({
+        "experiment": ["`hand_calculations`", "`activation_study`"],
+        "run": ["`133c0dac`", "`e1fd9d21`"],
+        "what it shows": ["traces of the worked examples, checked against torch autograd " * 2, "TO-DO 4.2"],
+    })  # fmt: skip
+    text = markdown_table(frame, "Experiments")
+    widths = [len(cell) for cell in text.splitlines()[1].strip("|").split("|")]
+    assert widths[0] >= 1.15 * len("hand_calculations") + 2 and widths[1] >= 1.15 * 8 + 2
+    document = json.loads(pypandoc.convert_text(text, "json", format="markdown"))
+    (table,) = [block for block in document["blocks"] if block["t"] == "Table"]
+    relative = [spec[1]["c"] for spec in table["c"][2]]  # ColWidth fractions, in the dashes' proportions
+    assert abs(sum(relative) - 1) < 0.01 and relative[0] > relative[1]
+    wide = markdown_table(pd.DataFrame({f"c{i}": ["`anncore_mlflow_over_anncore`"] for i in range(8)}))
+    typst = pypandoc.convert_text(wide, "typst", format="markdown")
+    assert "#[#set text(size: 0.6em)" in typst and typst.rstrip().endswith("]")
+    assert "#set text" not in pypandoc.convert_text(wide, "html", format="markdown")
 
 
 def test_png_image_rejects_other_bytes() -> None:

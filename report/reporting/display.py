@@ -1,20 +1,28 @@
 """What a report chunk displays: Markdown, charts that suit both HTML and PDF, images, tables.
 
-How a chart reaches both formats: :class:`ChartOutput` offers Jupyter two representations in
-one display, ``text/html`` (the interactive Vega-Lite fragment) and ``image/png`` (a static
-rendering by vl-convert). Quarto picks one per format by its own MIME preference
-(``displayDataMimeType`` in quarto-cli's ``src/core/jupyter/display-data.ts``): for HTML
-output ``text/html`` comes first; for other formats such as Typst the order is
-``text/markdown``, ``image/svg+xml``, ``image/png``, ... and ``text/html`` is used only for
-HTML tables. So every chart is a single chunk with no format conditions, cannot show up in
-the PDF as the text ``alt.Chart(...)``, and cannot drop out of the HTML. Markdown (text,
-tables, math) is ``text/markdown`` only, which every format renders.
+Every output is ``text/markdown`` (or a plain ``image/png``), never ``text/html`` or
+``application/javascript``: Quarto adds require.js and jQuery from a CDN to the HTML as soon as
+any display output carries one of those two MIME types (``extractJupyterWidgetDependencies`` in
+quarto-cli's ``src/core/jupyter/widgets.ts``), which breaks the page offline. Quarto takes
+``text/markdown`` first for every format except HTML, and for HTML right after the HTML types
+(``displayDataMimeType`` in ``src/core/jupyter/display-data.ts``), so one Markdown output reaches
+both formats.
+
+How a chart reaches both formats: :class:`ChartOutput` is one Markdown output holding two raw
+blocks. A ```` ```{=html} ```` block carries the interactive Vega-Lite fragment, and a
+```` ```{=typst} ```` block places a PNG rendering (vl-convert) that the chunk writes under
+``_chart_images/`` beside the document (the chunk's working directory). Pandoc keeps a raw block
+only in its own format, so the HTML gets the chart and the PDF the image, from one chunk with no
+format conditions. The Vega JavaScript comes the same way, once, from :class:`VegaScripts`.
 """
 
 from __future__ import annotations
 
-import base64
+import math
+import re
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import altair as alt
@@ -24,42 +32,96 @@ from IPython.display import Image, Markdown, display
 from experiments.charts.export import chart_html_fragment, inline_vega_scripts, to_png
 
 
+# Where chart PNGs for the PDF go, relative to the chunk's working directory (the document's folder).
+CHART_IMAGE_DIR = Path("_chart_images")
+PNG_SCALE = 2
+# Typst: 1 CSS pixel is 0.75 pt; a chart is never drawn wider than the text column.
+PT_PER_PX = 0.75
+# Quarto's HTML body column is at most 800px - 3em = 752 px wide ($grid-body-column in quarto-cli's
+# _bootstrap-variables.scss); a wider chart is cut at the column's edge (it scrolls). Charts
+# wider than this get their legends below the plot instead of beside it.
+COLUMN_WIDTH_PX = 720
+
+
+def raw_block(format_name: str, content: str) -> str:
+    """A pandoc raw block (```` ```{=html} ````, ```` ```{=typst} ````) holding ``content`` verbatim.
+
+    The fence is longer than any run of backticks inside ``content``, so it cannot close early.
+    """
+    longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{{={format_name}}}\n{content}\n{fence}\n"
+
+
+def typst_string(text: str) -> str:
+    """``text`` as a Typst string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height in pixels of a PNG (from its IHDR chunk)."""
+    return struct.unpack(">II", png[16:24])
+
+
 @dataclass(frozen=True)
 class ChartOutput:
-    """An Altair chart shown interactively in HTML and as a PNG elsewhere.
+    """An Altair chart shown interactively in HTML and as a PNG in the PDF, as one Markdown output.
 
     Parameters
     ----------
     chart : altair.TopLevelMixin
         The chart.
     div_id : str
-        Its HTML element id, unique within the document.
+        Its HTML element id, unique within the document; also the PNG's file name.
     alt_text : str
-        A short description, the ``text/plain`` representation.
+        A short description: the ``text/plain`` representation and the PDF image's alt text.
     """
 
     chart: alt.TopLevelMixin
     div_id: str
     alt_text: str
 
+    def fitted(self) -> tuple[alt.TopLevelMixin, bytes]:
+        """The chart as shown, fitted to the report's column, and its PNG.
+
+        A chart wider than :data:`COLUMN_WIDTH_PX` (two panels and a legend, say) gets its
+        legends below the plot; the width is vl-convert's, the same Vega layout the browser runs.
+        """
+        png = to_png(self.chart, scale=PNG_SCALE)
+        if png_size(png)[0] / PNG_SCALE <= COLUMN_WIDTH_PX:
+            return self.chart, png
+        chart = self.chart.configure_legend(orient="bottom", direction="horizontal")
+        return chart, to_png(chart, scale=PNG_SCALE)
+
+    def write_png(self, png: bytes) -> Path:
+        """Write the PNG for the PDF into ``_chart_images/<div_id>.png``; return that relative path."""
+        path = CHART_IMAGE_DIR / f"{self.div_id}.png"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(png)
+        return path
+
+    def typst_image(self, path: Path) -> str:
+        """Typst code placing the PNG at its natural size, shrunk to the text width when wider."""
+        width_pt = png_size(path.read_bytes())[0] / PNG_SCALE * PT_PER_PX
+        image = f"image({typst_string(path.as_posix())}, width: calc.min(size.width, {width_pt:.1f}pt), alt: {typst_string(self.alt_text)})"
+        return f"#block(layout(size => {image}))"
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        png = base64.b64encode(to_png(self.chart, scale=2)).decode("ascii")
-        return {
-            "text/html": chart_html_fragment(self.chart, self.div_id),
-            "image/png": png,
-            "text/plain": self.alt_text,
-        }
+        chart, png = self.fitted()
+        html = chart_html_fragment(chart, self.div_id)
+        typst = self.typst_image(self.write_png(png))
+        return {"text/markdown": raw_block("html", html) + "\n" + raw_block("typst", typst), "text/plain": self.alt_text}
 
 
 class VegaScripts:
     """The Vega, Vega-Lite and vega-embed JavaScript, inlined once per HTML document.
 
-    Only ``text/html``: the chunk that shows it sits in a ``.content-visible when-format="html"``
-    block, as other formats have no use for it.
+    A raw HTML block in a Markdown output (see the module docstring for why not ``text/html``);
+    other formats drop it.
     """
 
-    def _repr_html_(self) -> str:
-        return inline_vega_scripts()
+    def _repr_markdown_(self) -> str:
+        return raw_block("html", inline_vega_scripts())
 
 
 def png_image(data: bytes) -> Image:
@@ -69,13 +131,79 @@ def png_image(data: bytes) -> Image:
     return Image(data=data, format="png")
 
 
+# A table's width budget in characters (A4, 2 cm margins: about 17 cm of text, tables at 0.85 em:
+# index.qmd's Typst rule), and each cell's padding (Typst's cell inset) counted as characters.
+TABLE_WIDTH_CHARS = 96
+CELL_PADDING_CHARS = 3
+# Inline code is set in a monospace font whose characters are wider than the text's on average.
+CODE_CHAR_WIDTH = 1.15
+
+
+def _text_width(markdown_text: str) -> float:
+    """About how many body-text characters wide ``markdown_text`` is when set."""
+    width = 0.0
+    for piece in re.split(r"(`[^`]*`)", markdown_text):
+        if piece.startswith("`"):
+            width += CODE_CHAR_WIDTH * (len(piece) - 2)
+        else:
+            width += len(piece.replace("**", "").replace("*", ""))
+    return width
+
+
+def minimum_widths(rows: list[list[str]]) -> list[float]:
+    """Per column, the width of its longest unbreakable piece (a word or a code span) plus padding."""
+    return [
+        max(_text_width(word) for cell in column for word in (re.findall(r"`[^`]*`|[^\s`]+", cell) or [""]))
+        + CELL_PADDING_CHARS
+        for column in zip(*rows)
+    ]
+
+
+def column_widths(rows: list[list[str]]) -> list[int]:
+    """Relative column widths (in characters) that keep every cell's longest unbreakable piece inside its column.
+
+    A line breaks only at spaces (code spans, run ids and ``784-128-64-10`` do not break), so a
+    column is at least as wide as its longest word; the width left in :data:`TABLE_WIDTH_CHARS`
+    goes to the columns in proportion to how much longer their longest cell is than that.
+    """
+    columns = list(zip(*rows))
+    natural = [max(_text_width(cell) for cell in column) + CELL_PADDING_CHARS for column in columns]
+    minimum = minimum_widths(rows)
+    spare = TABLE_WIDTH_CHARS - sum(minimum)
+    stretch = sum(n - m for n, m in zip(natural, minimum))
+    if sum(natural) <= TABLE_WIDTH_CHARS or spare <= 0 or stretch <= 0:
+        widths = natural if sum(natural) <= TABLE_WIDTH_CHARS else minimum
+    else:
+        widths = [m + spare * (n - m) / stretch for n, m in zip(natural, minimum)]
+    return [max(3, round(w)) for w in widths]
+
+
 def markdown_table(frame: pd.DataFrame, caption: str | None = None) -> str:
     """A DataFrame as a Markdown pipe table (index dropped), with an optional caption line.
 
-    Format the numbers in ``frame`` first: values are written as they are.
+    Format the numbers in ``frame`` first: values are written as they are. The separator line
+    carries :func:`column_widths` as its dashes. A table too wide for one line of source (72
+    characters) gets, from pandoc (and Quarto), the full text width split in those proportions;
+    left to the PDF's table layout, code-formatted names and run ids ran into the next column.
+    A narrower table keeps its natural widths. A table whose longest words alone are wider than
+    the page (ten columns, say) is set in the PDF at the smaller text size that fits them, in a
+    Typst block around it (raw Typst, which other formats drop).
     """
-    table = frame.to_markdown(index=False, disable_numparse=True)
-    return f"{table}\n\n: {caption}\n" if caption else f"{table}\n"
+    header = [str(column) for column in frame.columns]
+    body = [["" if pd.isna(value) else str(value).replace("|", "\\|") for value in row] for row in frame.itertuples(index=False)]
+    widths = column_widths([header, *body])
+    shrink = TABLE_WIDTH_CHARS / sum(minimum_widths([header, *body]))
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(":" + "-" * w for w in widths) + "|",
+        *("| " + " | ".join(row) + " |" for row in body),
+    ]
+    table = "\n".join(lines)
+    table = f"{table}\n\n: {caption}\n" if caption else f"{table}\n"
+    if shrink < 1:
+        size = max(0.6, math.floor(shrink * 100) / 100)
+        table = raw_block("typst", f"#[#set text(size: {size}em)") + "\n" + table + "\n" + raw_block("typst", "]")
+    return table
 
 
 class Outputs:
@@ -97,6 +225,19 @@ class Outputs:
     def _ipython_display_(self) -> None:
         for part in self.parts:
             display(part)
+
+
+def flags_as_code(text: str) -> str:
+    """``text`` with every command-line flag (``--lr``, ``--hidden-sizes``) as inline code.
+
+    Outside code, pandoc's smart punctuation turns ``--`` into an en dash, so a copied
+    ``–lr`` would not work; flags already inside backticks are left alone.
+    """
+    pieces = re.split(r"(`[^`]*`)", text)
+    return "".join(
+        piece if piece.startswith("`") else re.sub(r"(?<![\w-])(--[A-Za-z][\w-]*)", r"`\1`", piece)
+        for piece in pieces
+    )
 
 
 def markdown(text: str) -> Markdown:

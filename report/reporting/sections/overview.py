@@ -8,7 +8,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from experiments.studies import DESCRIPTIONS, EXPERIMENT_NAMES
-from reporting.display import Outputs, VegaScripts, markdown_table
+from reporting.display import Outputs, VegaScripts, flags_as_code, markdown_table
 from reporting.i18n import _
 from reporting.store import Store, format_time, open_store, run_command
 
@@ -38,7 +38,7 @@ def provenance_frame(store: Store) -> pd.DataFrame:
                 "started": format_time(run.start_time),
                 "device": run.device,
                 "mode": _("quick") if run.quick else _("full"),
-                "what": _(DESCRIPTIONS[name]),
+                "what": flags_as_code(_(DESCRIPTIONS[name])),
             }
         )
     headers = {"experiment": _("experiment"), "run": _("run"), "started": _("started"), "device": _("device"),

@@ -1,0 +1,158 @@
+"""The executed report as Quarto hands it to pandoc, per output format, and its PDF built without Quarto.
+
+Quarto (not installable here) turns an executed notebook into one Markdown document per format:
+Markdown cells as written, and for every display output the one MIME type that format prefers
+(quarto-cli ``src/core/jupyter/display-data.ts``, ``displayDataMimeType``): Markdown verbatim,
+images written to a figures folder and linked, HTML as a raw block. Pandoc then writes HTML or
+Typst, and Quarto's bundled typst compiles the PDF. These helpers do the same with pypandoc and
+PyPI's ``typst`` package (which pins the compiler: ``typst`` 0.15.2 embeds typst 0.15.1, the one
+Quarto 1.10 and 1.11 bundle; 0.14.9 embeds typst 0.14.2, Quarto 1.9's).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pypandoc
+import yaml
+
+from tests.qmd_notebook import select_content
+
+# Quarto's order for non-HTML formats; HTML puts its HTML types first (display-data.ts).
+TYPST_PRIORITY = ("text/markdown", "image/svg+xml", "image/png", "image/jpeg", "text/plain")
+HTML_PRIORITY = (
+    "application/vnd.jupyter.widget-state+json", "application/vnd.jupyter.widget-view+json",
+    "application/javascript", "text/html", *TYPST_PRIORITY,
+)  # fmt: skip
+# The MIME types that make Quarto add require.js and jQuery from a CDN (widgets.ts).
+CDN_TRIGGERS = ("application/javascript", "text/html", "application/vnd.jupyter.widget-view+json")
+# PyPI typst 0.14.9 (typst 0.14.2) installed beside the venv's 0.15.2 by scripts/setup.sh.
+TYPST_014 = Path(__file__).resolve().parent.parent / ".venv" / "typst-0.14"
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else value
+
+
+def display_mime(output, to: str) -> str | None:
+    """The MIME type Quarto shows for one display output when writing format ``to``."""
+    priority = HTML_PRIORITY if to == "html" else TYPST_PRIORITY
+    data = output.get("data", {})
+    if to != "html" and "text/html" in data and re.search(r"<table", _text(data["text/html"]), re.I):
+        priority = (*priority[:-1], "text/html", "text/plain")
+    return next((mime for mime in priority if mime in data), None)
+
+
+def document_markdown(notebook: nbformat.NotebookNode, to: str, build: Path) -> str:
+    """The Markdown Quarto would give pandoc for format ``to`` ("html" or "typst").
+
+    Images of display outputs are written into ``build/figures/`` (linked relative to ``build``,
+    where the document goes, as Quarto links its figures folder); stdout
+    streams become code blocks; stderr and ``include: false`` chunks are left out, as
+    ``warning: false`` and ``include: false`` do.
+    """
+    files_dir = build / "figures"
+    files_dir.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            parts.append(cell.source)
+            continue
+        if cell.metadata.get("options", {}).get("include") is False:
+            continue
+        for number, output in enumerate(cell.outputs):
+            if output.output_type == "stream":
+                if output.name == "stdout":
+                    parts.append("```\n" + output.text.rstrip("\n") + "\n```")
+                continue
+            mime = display_mime(output, to)
+            value = _text(output["data"][mime]) if mime else ""
+            if mime == "text/markdown":
+                parts.append(value)
+            elif mime in ("image/png", "image/jpeg"):
+                image = files_dir / f"cell-{index}-output-{number}.{mime.split('/')[1]}"
+                image.write_bytes(base64.b64decode(value))
+                parts.append(f"![]({image.relative_to(build).as_posix()})")
+            elif mime == "text/html":
+                parts.append("```{=html}\n" + value + "\n```")
+            elif mime == "text/plain":
+                parts.append("```\n" + value + "\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def front_matter(project: Path, to: str) -> str:
+    """YAML front matter with the document's title and ``_quarto.yml``'s options for format ``to``
+    (paper size and margins for Typst), which pandoc's templates read as variables."""
+    config = yaml.safe_load((project / "_quarto.yml").read_text())
+    options = {key: value for key, value in (config["format"].get(to) or {}).items()
+               if key in ("papersize", "margin", "fontsize")}  # fmt: skip
+    return "---\n" + yaml.safe_dump({"title": "Artificial Neural Networks", **options}) + "---\n\n"
+
+
+def markdown_to(markdown: str, to: str, profiles: frozenset[str] = frozenset()) -> str:
+    """A standalone HTML (MathML) or Typst document from ``markdown``, by the bundled pandoc, with
+    Quarto's conditional content (``.content-visible when-format/when-profile``) resolved first."""
+    document = json.loads(pypandoc.convert_text(markdown, "json", format="markdown"))
+    selected = json.dumps(select_content(document, profiles, to))
+    extra = ["--standalone"] + (["--mathml"] if to == "html" else [])
+    return pypandoc.convert_text(selected, to, format="json", extra_args=extra)
+
+
+def compile_typst(typ: Path, pdf: Path, typst_path: Path | None = None) -> None:
+    """Compile ``typ`` into ``pdf`` with the venv's ``typst`` or, given ``typst_path``, the
+    package installed there (in a subprocess, as two versions cannot share one process)."""
+    if typst_path is None:
+        import typst
+
+        typst.compile(str(typ), output=str(pdf), root=str(typ.parent))
+        return
+    code = "import sys, typst; typst.compile(sys.argv[1], output=sys.argv[2], root=sys.argv[3])"
+    env = {**os.environ, "PYTHONPATH": str(typst_path)}
+    result = subprocess.run([sys.executable, "-c", code, str(typ), str(pdf), str(typ.parent)],
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-3000:])
+
+
+def typst_version(typst_path: Path | None = None) -> str:
+    """The version of PyPI's ``typst`` package in the venv or at ``typst_path``."""
+    code = "import typst; print(typst.__version__)"
+    env = {**os.environ, **({"PYTHONPATH": str(typst_path)} if typst_path else {})}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+
+
+def pdf_text(pdf: Path) -> str:
+    """The PDF's text, laid out as on the page (poppler's pdftotext -layout)."""
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True, timeout=120).stdout  # fmt: skip
+
+
+def typst_build_dir(report_dir: Path, build: Path) -> Path:
+    """Copy the chart PNGs the chunks wrote (``_chart_images/``) beside the document to build."""
+    build.mkdir(parents=True, exist_ok=True)
+    images = report_dir / "_chart_images"
+    if images.is_dir():
+        shutil.copytree(images, build / "_chart_images", dirs_exist_ok=True)
+    return build
+
+
+def pdf_word_boxes(pdf: Path) -> dict[tuple[int, float], list[tuple[float, float, str]]]:
+    """The PDF's words by (page, baseline): ``(x_min, x_max, word)`` each (poppler's pdftotext -bbox)."""
+    xhtml = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True,
+                           timeout=120).stdout  # fmt: skip
+    lines: dict[tuple[int, float], list[tuple[float, float, str]]] = {}
+    for number, page in enumerate(xhtml.split("<page ")[1:], start=1):
+        for x0, y0, x1, y1, word in re.findall(
+            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', page
+        ):
+            lines.setdefault((number, round(float(y1), 1)), []).append((float(x0), float(x1), word))
+    return lines
