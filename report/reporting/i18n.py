@@ -67,9 +67,22 @@ def ngettext(singular: str, plural: str, n: int | float) -> str:
     return catalogues.catalogue(language(), LOCALE_DIR, DOMAIN).ngettext(singular, plural, count)
 
 
+def grouped(number: str) -> str:
+    """A number formatted with ``,`` thousands separators (``f"{x:,.2f}"``), in the edition's grouping."""
+    return number.replace(",", GROUPING.get(language(), ","))
+
+
 def integer(value: int | float) -> str:
     """A whole number with the edition's thousands separator: ``8,226`` or ``8 226``."""
-    return f"{int(value):,}".replace(",", GROUPING.get(language(), ","))
+    return grouped(f"{int(value):,}")
+
+
+def translated(text: str) -> str:
+    """``_(text)`` for a text that comes with the data (a logged description); empty stays empty.
+
+    (gettext's ``""`` is the catalogue's header, never a translation.)
+    """
+    return _(text) if text else text
 
 
 def chart_language() -> str:

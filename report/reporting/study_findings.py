@@ -128,16 +128,16 @@ def convergence_sentence(summary: pd.DataFrame, target: float | None, epochs: in
     first = ranked.iloc[0]
     ties = ranked[ranked["mean_epochs_to_target"] == first["mean_epochs_to_target"]]
     n = first["mean_epochs_to_target"]
-    epochs_text = ngettext("{n} epoch", "{n} epochs", n).format(n=f"{n:g}")
+    after = ngettext("after {n} epoch", "after {n} epochs", n).format(n=f"{n:g}")
     if len(ties) > 1:
         names = ", ".join(f"**{display_name(a)}**" for a in ties["arm"])
         text = _(
-            "{names} converged equally fast, reaching {goal} after {epochs}; among them "
+            "{names} converged equally fast, reaching {goal} {after}; among them "
             "**{best}** ended with the highest test accuracy."
-        ).format(names=names, goal=goal, epochs=epochs_text, best=display_name(first["arm"]))
+        ).format(names=names, goal=goal, after=after, best=display_name(first["arm"]))
     else:
-        text = _("**{first}** converged fastest: it reached {goal} after {epochs}").format(
-            first=display_name(first["arm"]), goal=goal, epochs=epochs_text
+        text = _("**{first}** converged fastest: it reached {goal} {after}").format(
+            first=display_name(first["arm"]), goal=goal, after=after
         )
         rest = ranked.iloc[1:]
         if not rest.empty:
