@@ -55,6 +55,8 @@ def used_messages(domain: str) -> dict[str, str | tuple[str, str]]:
             continue
         for _line, message, _comments, _context in extract_from_file("python", str(path), keywords=KEYWORDS):
             found[message[0] if isinstance(message, tuple) else message] = message
+    if domain == "charts":  # what an arm is, passed by the study sections (arm_title, color_title)
+        found.update({text: text for text in ("architecture", "activation")})
     if domain == "reporting":
         dynamic = [*DESCRIPTIONS.values(), *(d.note for d in notebook_discrepancies()), "train", "test"]
         found.update({text: text for text in dynamic})
