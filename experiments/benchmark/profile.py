@@ -73,7 +73,7 @@ def profile_anncore_epoch(setup: BenchmarkSetup, executed_flops_per_sample: int)
     -------
     dict
         ``wall_seconds`` (the profiled epoch), ``samples``, ``seconds`` and ``fractions`` by kind of
-        work, ``matmul_gflops`` (executed matrix-product FLOPs over the time in them), and the ten
+        work, ``matmul_gflops`` (executed matrix-product FLOPs over the time in them; None off the CPU), and the ten
         ``top_operators`` by self time (name, seconds, calls).
     """
     from torch.profiler import ProfilerActivity, profile
@@ -98,6 +98,8 @@ def profile_anncore_epoch(setup: BenchmarkSetup, executed_flops_per_sample: int)
     self_seconds = {event.key: event.self_cpu_time_total / 1e6 for event in events}
     seconds = breakdown(self_seconds, wall)
     matmul = seconds["matrix products"]
+    # On a GPU the operators' CPU self times are launch times, not the kernels': no rate from them.
+    on_cpu = setup.device.type == "cpu"
     top = sorted(events, key=lambda event: event.self_cpu_time_total, reverse=True)[:10]
     return {
         "device": str(setup.device),
@@ -105,7 +107,7 @@ def profile_anncore_epoch(setup: BenchmarkSetup, executed_flops_per_sample: int)
         "samples": row["samples"],
         "seconds": seconds,
         "fractions": {kind: value / wall for kind, value in seconds.items()},
-        "matmul_gflops": executed_flops_per_sample * row["samples"] / matmul / 1e9 if matmul > 0 else None,
+        "matmul_gflops": executed_flops_per_sample * row["samples"] / matmul / 1e9 if on_cpu and matmul > 0 else None,
         "top_operators": [{"name": e.key, "seconds": e.self_cpu_time_total / 1e6, "calls": e.count} for e in top],
         "note": "self CPU time per operator; on a GPU the kernels run asynchronously and these are launch times",
     }
