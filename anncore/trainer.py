@@ -257,7 +257,9 @@ def train_one_epoch(
     batch_sizes: list[int] = []
     correct = torch.zeros((), dtype=torch.int64, device=device)
     grad_norm_sum = torch.zeros(len(grad_norm_layers), device=device)
-    bar = tqdm(total=len(batches), desc=description, disable=not progress, leave=False, unit="batch")
+    # disable=None: no bar where stderr is not a terminal (a log file or CI would get one partial
+    # bar line per refresh); the epoch lines below still go there.
+    bar = tqdm(total=len(batches), desc=description, disable=None if progress else True, leave=False, unit="batch")
     for x, y in batches:
         logits = model(x)
         loss = F.cross_entropy(logits, y)

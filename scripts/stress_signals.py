@@ -55,6 +55,7 @@ class Trial:
     delay_s: float
     status: int | None
     exit_s: float  # from the (last) signal to the exit
+    ended_s: float = 0.0  # from the (last) signal until no run in the store is RUNNING
     runs: dict[str, str] = field(default_factory=dict)
     problem: str = ""
 
@@ -92,6 +93,25 @@ def wait_for_metrics(database: Path, process: subprocess.Popen, rounds: int) -> 
         time.sleep(0.01)
 
 
+def wait_for_a_run(database: Path, process: subprocess.Popen) -> None:
+    while process.poll() is None and not run_statuses(database):
+        time.sleep(0.05)
+
+
+def time_until_no_run_is_running(database: Path, process: subprocess.Popen, sent: float, limit: float) -> float:
+    """Seconds from ``sent`` until the store holds no RUNNING run (the runs are ended), polled every 50 ms."""
+    while time.monotonic() - sent < limit:
+        try:
+            if "RUNNING" not in run_statuses(database).values():
+                return time.monotonic() - sent
+        except sqlite3.OperationalError:
+            pass
+        if process.poll() is not None and time.monotonic() - sent > 2:
+            break
+        time.sleep(0.05)
+    return time.monotonic() - sent
+
+
 def busy(stop_at: float) -> None:
     while time.monotonic() < stop_at:
         pass
@@ -119,6 +139,10 @@ def one_trial(number: int, kind: str, args: argparse.Namespace, template: Path, 
         wait_for_metrics(database, process, rounds=rng.randint(1, 3))
         delay = time.monotonic() - start + rng.uniform(0.0, 0.05)
         time.sleep(delay - (time.monotonic() - start))
+    elif kind.startswith(("long", "double")):  # while the study trains: from its first run on
+        wait_for_a_run(database, process)
+        time.sleep(delay)
+        delay = time.monotonic() - start
     else:
         time.sleep(delay)
     sent = time.monotonic()
@@ -128,6 +152,7 @@ def one_trial(number: int, kind: str, args: argparse.Namespace, template: Path, 
         sent = time.monotonic()
         process.send_signal(signal.SIGINT)
     problem = ""
+    ended_s = time_until_no_run_is_running(database, process, sent, args.hang_after)
     if args.dump_after is not None:  # diagnostics: what is it doing this long after the signal?
         with __import__("contextlib").suppress(subprocess.TimeoutExpired):
             process.wait(timeout=args.dump_after)
@@ -150,7 +175,7 @@ def one_trial(number: int, kind: str, args: argparse.Namespace, template: Path, 
     status = process.returncode
     if not problem:
         problem = check(kind, signum, status, runs, stderr)
-    return Trial(kind, delay, status, exit_s, runs, problem)
+    return Trial(kind, delay, status, exit_s, ended_s, runs, problem)
 
 
 def check(kind: str, signum: int, status: int, runs: dict[str, str], stderr: str) -> str:
@@ -174,18 +199,20 @@ def check(kind: str, signum: int, status: int, runs: dict[str, str], stderr: str
 
 
 def summarise(trials: list[Trial]) -> bool:
-    print("\nkind            n  worst_exit_s  median_exit_s  all_ended_KILLED_or_FINISHED")
+    print("\nkind            n  worst_runs_ended_s  worst_exit_s  median_exit_s  all_ended_KILLED_or_FINISHED")
     ok = True
     for kind in sorted({t.kind for t in trials}):
         group = [t for t in trials if t.kind == kind]
         times = [t.exit_s for t in group]
         clean = all(not t.problem for t in group)
         ok = ok and clean
-        print(f"{kind:14} {len(group):2}  {max(times):12.2f}  {statistics.median(times):13.2f}  {clean}")
+        ended = max(t.ended_s for t in group)
+        print(f"{kind:14} {len(group):2}  {ended:18.2f}  {max(times):12.2f}  {statistics.median(times):13.2f}  {clean}")
     interrupted = [t for t in trials if t.status in (130, 143) and not t.kind.startswith("double")]
     killed = sum("KILLED" in t.runs.values() for t in interrupted)
     print(f"\nsignals sent: {sum(2 if t.kind.startswith('double') else 1 for t in trials)} in {len(trials)} trials; "
           f"interrupted studies: {len(interrupted)}, with a KILLED run: {killed}; "
+          f"worst time until no run was RUNNING: {max(t.ended_s for t in trials):.2f} s; "
           f"worst time to exit: {max(t.exit_s for t in trials):.2f} s")
     for t in trials:
         if t.problem:
@@ -197,7 +224,8 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--signals", type=int, default=40, help="number of trials (default 40)")
     parser.add_argument("--data-dir", type=Path, help="FashionMNIST root (default: tiny IDX files written here)")
-    parser.add_argument("--long-window", type=float, default=10.0, help="long runs: signal within this many s")
+    parser.add_argument("--long-window", type=float, default=8.0,
+                        help="long runs and double: signal within this many s of the first run")
     parser.add_argument("--short-window", type=float, default=14.0, help="short studies: signal within this many s")
     parser.add_argument("--second-after", type=float, default=0.3, help="double: seconds between the two SIGINTs")
     parser.add_argument("--hang-after", type=float, default=30.0, help="dump the stacks and kill after this many s")
@@ -238,7 +266,7 @@ def main() -> int:
                 trials.append(trial)
                 mark = "ok" if not trial.problem else "PROBLEM"
                 print(f"{number + 1:3}/{args.signals} {kind:14} signal at {trial.delay_s:5.2f} s  exit {trial.status}"
-                      f"  after {trial.exit_s:5.2f} s  runs {sorted(trial.runs.values())}  {mark}", flush=True)
+                      f"  after {trial.exit_s:5.2f} s (runs ended {trial.ended_s:5.2f} s)  runs {sorted(trial.runs.values())}  {mark}", flush=True)
         finally:
             for worker in load:
                 worker.terminate()

@@ -129,8 +129,18 @@ def test_dropout_only_in_training_mode() -> None:
     model.eval()
     torch.testing.assert_close(model(x), model(x))
     model.train()
-    hidden = model.get_layer_outputs(x)[0]
-    assert (hidden >= 0).all()
+    first = model.linear_layers()[0]
+    hidden = torch.relu(x @ first.weight.T + first.bias).detach()  # the layer's output, by hand
+    dropped = model.network[:3](x).detach()  # Linear -> ReLU -> Dropout, in training mode
+    kept = dropped != 0
+    # Inverted dropout: each unit is zeroed with p = 0.5, the others scaled by 1 / (1 - p) = 2.
+    torch.testing.assert_close(dropped[kept], 2 * hidden[kept])
+    active = hidden > 0
+    share_dropped = (active & ~kept).sum() / active.sum()
+    assert 0.4 < share_dropped < 0.6, share_dropped  # ~500 active units: 0.5 +- 0.07 is 3 sd
+    assert not torch.equal(model(x), model(x))  # a new mask on every call
+    model.eval()
+    torch.testing.assert_close(model.network[:3](x), hidden)  # evaluation: no dropping, no scaling
     assert any(isinstance(m, nn.Dropout) and m.p == 0.5 for m in model.network)
     assert not any(isinstance(m, nn.Dropout) for m in CustomANN([10, 5, 2]).network)
 

@@ -394,6 +394,8 @@ def test_no_progress_bars_leak_into_the_document(full_report) -> None:
         for output in cell.outputs if output.output_type == "stream"
     )  # fmt: skip
     assert "Downloading artifacts" not in streams
+    # a tqdm bar of any kind: "45%|####5     | 9/20 [00:01<00:01, 8.31it/s]" or "... 120batch/s"
+    assert not re.search(r"\d+%\||\|\s*\d+/\d+ \[|\d(?:it|batch|s)/s\b|s/it\b", streams), streams[-2000:]
 
 
 # --- a store with experiments missing ------------------------------------------------------
