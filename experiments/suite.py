@@ -153,4 +153,39 @@ def print_summary(rows: Sequence[SuiteRow], stream=None) -> None:
         print(f"\n{len(failed)} of {len(rows)} experiment(s) failed:", file=stream)
         for row in failed:
             print(f"  {row.experiment} (run {row.run_id or 'not started'}): {row.error}", file=stream)
+    print_ui_links(rows, stream)
     stream.flush()
+
+
+def print_ui_links(rows: Sequence[SuiteRow], stream=None) -> None:
+    """Print, per experiment that has a run, the MLflow UI link to its runs ("Model training" view).
+
+    For a tracking server the links point at it; for a local store at ``mlflow ui``'s default
+    address, with the command that starts it.
+    """
+    import mlflow
+
+    stream = stream or sys.stdout
+    uri = mlflow.get_tracking_uri()
+    client = mlflow.MlflowClient()
+    links = []
+    for row in rows:
+        if not row.run_id:
+            continue
+        try:
+            experiment_id = client.get_run(row.run_id).info.experiment_id
+        except Exception:  # noqa: BLE001 - a summary line must not fail the suite
+            continue
+        if (row.experiment, experiment_id) not in links:
+            links.append((row.experiment, experiment_id))
+    if not links:
+        return
+    if uri.startswith("http"):
+        ui_url = uri
+        print(f"\nRuns in the MLflow UI of {uri}:", file=stream)
+    else:
+        ui_url = store.DEFAULT_UI_URL
+        print(f"\nRuns in the MLflow UI (start it with: mlflow ui --backend-store-uri {uri}):", file=stream)
+    width = max(len(name) for name, _ in links)
+    for name, experiment_id in links:
+        print(f"  {name:<{width}}  {store.ui_runs_url(experiment_id, ui_url)}", file=stream)

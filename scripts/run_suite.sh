@@ -27,10 +27,13 @@ if [ "${ANNCORE_SKIP_BENCHMARK:-0}" != 1 ] && [ $status -eq 0 ]; then
     .venv/bin/python -m experiments.benchmark "${benchmark_args[@]}" || status=1
 fi
 
-if command -v quarto >/dev/null 2>&1; then
-    QUARTO_PYTHON="$PWD/.venv/bin/python" quarto render report || status=1
-    # The Russian edition (the course's language): _quarto-ru.yml, written to report/_output-ru/.
-    QUARTO_PYTHON="$PWD/.venv/bin/python" quarto render report --profile ru || status=1
+# Quarto on PATH or in .venv/bin (pip install -e ".[report]"); without one, say how to get it.
+# Both editions: English (report/_output/), then Russian (profile ru, _quarto-ru.yml: report/_output-ru/).
+bash scripts/render_report.sh
+rendered=$?
+case $rendered in 0 | 3) ;; *) status=1 ;; esac
+if [ $rendered -ne 3 ]; then
+    bash scripts/render_report.sh --profile ru || { status=1; rendered=1; }
     echo
     echo "The report, English and Russian:"
     for edition in _output _output-ru; do
@@ -38,11 +41,5 @@ if command -v quarto >/dev/null 2>&1; then
             if [ -f "$file" ]; then echo "    $file"; else echo "    $file (not rendered)"; fi
         done
     done
-else
-    echo
-    echo "Quarto is not installed, so the report was not rendered."
-    echo "Install it from https://quarto.org/docs/get-started/ and then run:"
-    echo "    QUARTO_PYTHON=.venv/bin/python quarto render report                # English"
-    echo "    QUARTO_PYTHON=.venv/bin/python quarto render report --profile ru   # Russian"
 fi
 exit $status

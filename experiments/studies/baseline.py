@@ -75,6 +75,12 @@ def log_model(model, example: np.ndarray):
                 signature=signature,
                 input_example=example,
                 pip_requirements=requirements,
+                # pt2 (torch.export), chosen over pickle: loading it runs no unpickled code, which
+                # matters when a student loads a classmate's model from a shared server, and it
+                # needs no anncore installed. It is exported in eval mode (dropout off) with a
+                # dynamic batch dimension (the example has two rows); load_model gives a
+                # GraphModule to call, without .eval() (README, "Using the trained model").
+                serialization_format="pt2",
             )
     finally:
         quiet.setLevel(level)

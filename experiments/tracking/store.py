@@ -32,6 +32,13 @@ EXPERIMENT_PREFIX = "anncore-"
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 USERNAME_VARIABLE, PASSWORD_VARIABLE = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 STORE_DIR = "mlruns"  # the default store: <cwd>/mlruns/mlflow.db
+# MLflow 3's UI opens an experiment in its GenAI view (traces) unless the experiment's kind says
+# model training; its kind selector writes this tag.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+# Where `mlflow ui` listens by default, and the hash route of an experiment's runs table in the
+# "Model training" view (the UI otherwise remembers the last view in localStorage, default GenAI).
+DEFAULT_UI_URL = "http://127.0.0.1:5000"
+UI_RUNS_ROUTE = "#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 STORE_DB = "mlflow.db"
 SERVER_CHECK_TIMEOUT_S = 3.0
 # A server that goes away mid-suite must fail a run within seconds, not retry for minutes.
@@ -413,11 +420,18 @@ def connect(uri: str) -> None:
             ) from None
 
 
+def ui_runs_url(experiment_id: str, ui_url: str = DEFAULT_UI_URL) -> str:
+    """The MLflow UI's link to an experiment's runs table in the "Model training" view."""
+    return ui_url.rstrip("/") + "/" + UI_RUNS_ROUTE.format(experiment_id=experiment_id)
+
+
 def get_or_create_experiment(name: str, uri: str) -> str:
     """Return the id of MLflow experiment ``anncore-<name>``, creating it if needed.
 
     For a SQLite store the experiment's artifact location is ``<artifact_root>/anncore-<name>``.
-    Two processes creating the same experiment at once is fine: the loser re-fetches it.
+    Two processes creating the same experiment at once is fine: the loser re-fetches it. The
+    experiment is tagged ``mlflow.experimentKind = custom_model_development`` (also when it
+    exists without the tag), so that MLflow 3's UI shows it as model training, not GenAI.
     """
     import mlflow
 
@@ -427,11 +441,14 @@ def get_or_create_experiment(name: str, uri: str) -> str:
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             with_retry(client.restore_experiment, experiment.experiment_id)
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before the tag (a user's own choice stays)
+            with_retry(client.set_experiment_tag, experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
     root = artifact_root(uri)
     location = (root / full_name).as_uri() if root is not None else None
     try:
-        return with_retry(client.create_experiment, full_name, artifact_location=location)
+        return with_retry(client.create_experiment, full_name, artifact_location=location,
+                          tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except Exception:
         experiment = with_retry(client.get_experiment_by_name, full_name)
         if experiment is None:
