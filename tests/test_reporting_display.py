@@ -25,6 +25,7 @@ def chart() -> alt.Chart:
 
 def test_chart_output_is_markdown_with_an_html_block_and_a_typst_image(chart, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # the PNG goes to _chart_images/ beside the document, i.e. the cwd
+    monkeypatch.delenv("QUARTO_PROFILE", raising=False)
     bundle = ChartOutput(chart, "loss-chart", "Loss per epoch")._repr_mimebundle_()
     assert set(bundle) == {"text/markdown", "text/plain"}  # no text/html: Quarto would add require.js
     markdown = bundle["text/markdown"]
@@ -34,8 +35,8 @@ def test_chart_output_is_markdown_with_an_html_block_and_a_typst_image(chart, tm
     assert '<div class="vega-chart" id="loss-chart"></div>' in html[1]
     spec, _ = json.JSONDecoder().raw_decode(html[1].split('getElementById("loss-chart"), ', 1)[1])
     assert spec["mark"]["type"] == "line" and '"loss": 0.3' in json.dumps(spec)
-    assert 'image("_chart_images/loss-chart.png"' in typst[1] and 'alt: "Loss per epoch"' in typst[1]
-    png = (tmp_path / "_chart_images" / "loss-chart.png").read_bytes()
+    assert 'image("_chart_images/default/loss-chart.png"' in typst[1] and 'alt: "Loss per epoch"' in typst[1]
+    png = (tmp_path / "_chart_images" / "default" / "loss-chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     assert width > 2 * 300 and height > 2 * 120  # scale 2, plus axes and padding

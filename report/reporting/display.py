@@ -19,6 +19,7 @@ format conditions. The Vega JavaScript comes the same way, once, from :class:`Ve
 from __future__ import annotations
 
 import math
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -94,9 +95,14 @@ class ChartOutput:
         return chart, to_png(chart, scale=PNG_SCALE)
 
     def write_png(self, png: bytes) -> Path:
-        """Write the PNG for the PDF into ``_chart_images/<div_id>.png``; return that relative path."""
-        path = CHART_IMAGE_DIR / f"{self.div_id}.png"
-        path.parent.mkdir(exist_ok=True)
+        """Write the PNG for the PDF into ``_chart_images/<profile>/<div_id>.png``; return that relative path.
+
+        One folder per Quarto profile (``QUARTO_PROFILE``, e.g. ``ru``; ``default`` without one),
+        so that two editions rendered at once do not overwrite each other's images.
+        """
+        profile = re.sub(r"[^A-Za-z0-9_-]+", "-", os.environ.get("QUARTO_PROFILE", "")) or "default"
+        path = CHART_IMAGE_DIR / profile / f"{self.div_id}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png)
         return path
 
