@@ -97,5 +97,18 @@ def main(argv: list[str] | None = None) -> int:
         return suite.EXIT_TERMINATED if isinstance(interruption, suite.Terminated) else suite.EXIT_INTERRUPTED
 
 
+def exit_promptly(status: int) -> None:
+    """Exit with ``status``; after Ctrl-C or SIGTERM (130, 143) without the interpreter's teardown.
+
+    Why: the runs are ended KILLED by then, and tearing down torch and MLflow takes a second or
+    two (ten and more on a busy machine) before the prompt comes back.
+    """
+    if status in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_promptly(main())
