@@ -85,11 +85,11 @@ def preflight(names: Sequence[str], settings: RunSettings, uri: str) -> None:
         raise UserInputError(f"--device {settings.device}: {error}") from None
     if any(get_experiment(name).NEEDS_FASHION_MNIST for name in names):
         datasets.load(settings)
-    store.connect(uri)
-    for name in names:  # an experiment's own checks (the sweep's Optuna storage), before any run
+    for name in names:  # an experiment's own checks (the sweep's Optuna storage), before the store is made
         check = getattr(get_experiment(name), "preflight", None)
         if check is not None:
-            check(settings)
+            check(settings, uri)
+    store.connect(uri)
 
 
 def run_suite(names: Sequence[str], settings: RunSettings, uri: str) -> int:

@@ -200,19 +200,24 @@ def _cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def test_two_workers_share_a_study_and_a_rerun_continues_it(tiny_fashion_root, tmp_path) -> None:
-    done = _cli(*sweep_args(tiny_fashion_root, tmp_path, "--trials", "4", "--epochs", "1", "--workers", "2"))
-    out, err = done.communicate(timeout=240)
-    assert done.returncode == 0, err
-    again = _cli(*sweep_args(tiny_fashion_root, tmp_path, "--trials", "2", "--epochs", "1"))
-    out, err = again.communicate(timeout=240)
-    assert again.returncode == 0, err
+def test_workers_and_invocations_share_one_study(tiny_fashion_root, tmp_path) -> None:
+    """``--workers 2`` runs exactly its trials; then two invocations at once (as on two machines) continue it."""
+    first = _cli(*sweep_args(tiny_fashion_root, tmp_path, "--trials", "4", "--epochs", "3", "--workers", "2"))
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert [t.number for t in load_study(tmp_path).trials] == [0, 1, 2, 3]
+    both = [_cli(*sweep_args(tiny_fashion_root, tmp_path, "--trials", "2", "--epochs", "3")) for _ in range(2)]
+    for invocation in both:
+        out, err = invocation.communicate(timeout=300)
+        assert invocation.returncode == 0, err
     study = load_study(tmp_path)
-    assert [t.number for t in study.trials] == list(range(6))
+    assert [t.number for t in study.trials] == list(range(8))  # resumed numbering, no duplicates
+    workers = [t.user_attrs["worker"] for t in study.trials[4:]]
+    assert len(set(workers)) == 2 and all(workers.count(w) == 2 for w in workers)
     numbers = [int(r.data.tags["anncore.trial_number"]) for r in trial_runs(tmp_path)]
-    assert sorted(numbers) == list(range(6))  # each trial in MLflow exactly once
+    assert sorted(numbers) == list(range(8))  # each trial in MLflow exactly once
     parent = parent_of(tmp_path)
-    assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials"] == 6
+    assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials"] == 8
     assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs(tmp_path)} == {parent.info.run_id}
 
 
@@ -266,10 +271,7 @@ def test_bad_input_is_one_line_exit_2_and_makes_nothing(tiny_fashion_root, tmp_p
     assert status == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert "secret" not in err
-    assert not (tmp_path / "optuna.db").exists()
-    if (tmp_path / "mlflow.db").exists():
-        experiment = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("anncore-sweep")
-        assert experiment is None
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
 
 
 def test_the_champion_is_served_over_http(tiny_sweep) -> None:
@@ -306,3 +308,30 @@ def test_the_champion_is_served_over_http(tiny_sweep) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def test_the_report_section_is_computed_from_the_runs(tiny_sweep, tmp_path, monkeypatch) -> None:
+    from reporting.sections import sweep as section
+    from reporting.training_tables import percent
+
+    folder = tiny_sweep["folder"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    study, parent = load_study(folder), parent_of(folder)
+    states = [t.state.name for t in study.trials]
+    pruning = section.pruning().data
+    assert (f"Of {len(states)} trials, {states.count('COMPLETE')} completed, {states.count('PRUNED')} were pruned "
+            f"and {states.count('FAIL')} failed.") in pruning
+    ran = sum(len(t.intermediate_values) for t in study.trials)
+    assert f"ran {ran} epochs, against {2 * len(states)} without pruning" in pruning
+    assert "selection is made on validation" in section.selection().data
+    best = section.best_trials().data
+    complete = sorted((t for t in study.trials if t.value is not None), key=lambda t: (-t.value, t.number))
+    assert best.index(f"| {complete[0].number} ") < best.index("|", best.index(f"| {complete[0].number} ") + 2)
+    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    champion = client.get_run(parent.data.tags["anncore.champion_run_id"])
+    text = section.champion().data
+    assert f"reached {percent(champion.data.metrics['final_test_acc'])} test accuracy" in text
+    assert "there is no baseline run" in text  # this store has no baseline run
+    assert section.history_chart() is not None and section.parameter_chart() is not None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    assert "No results yet" in section.status().data and section.champion() is None

@@ -48,7 +48,7 @@ LEARNING_RATE_RANGE = (1e-4, 3e-2)
 BATCH_SIZES = (64, 128, 256)
 TPE_STARTUP_TRIALS = 5  # random trials before TPE models the results
 PRUNER_STARTUP_TRIALS = 2  # trials that run to the end before the pruner compares
-PRUNER_WARMUP_EPOCHS = 1  # no trial is pruned after its first epoch (too noisy to judge)
+PRUNER_WARMUP_EPOCHS = 2  # steps are 1-based epochs and Optuna judges step >= this: never after epoch 1 (too noisy)
 SPACE_VERSION = 1  # bump when the space changes: a study cannot mix two spaces
 SEARCH_SPACE = (
     {"parameter": "n_hidden_layers", "distribution": "integer", "values": f"1 to {MAX_HIDDEN_LAYERS}"},
@@ -167,11 +167,17 @@ def _check_signature(existing: dict | None, wanted: dict, study_name: str) -> No
     )
 
 
-def preflight(settings: RunSettings) -> None:
+def preflight(settings: RunSettings, tracking_uri: str) -> None:
     """Check the storage and, for an existing study, that it can be continued; before any run starts."""
-    import mlflow
-
-    plan = search_plan(settings, mlflow.get_tracking_uri())
+    if settings.arms is not None:  # `rerun` of one trial's run
+        raise UserInputError(
+            f"a sweep trial ({', '.join(settings.arms)}) is not rerun on its own; accepted: the parent run's id, "
+            "or python -m experiments run sweep --study-name NAME to continue its study"
+        )
+    plan = search_plan(settings, tracking_uri)
+    database = optuna_storage.sqlite_file(plan.storage_url)
+    if database is not None and not database.exists() and settings.storage is None:
+        return  # the default storage, not made yet: a new study, nothing to check or make now
     storage = optuna_storage.open_storage(plan.storage_url)
     try:
         study_id = storage.get_study_id_from_name(plan.study_name)
@@ -297,43 +303,58 @@ def run_workers(context: WorkerContext, workers: int) -> None:
         print(f"warning: {len(failed)} of {workers - 1} worker process(es) exited with {failed}", file=sys.stderr)
 
 
+def open_study(plan: SearchPlan, signature: dict[str, object]):
+    """Create the study or load it (refusing one made with other options); its storage and the study."""
+    import optuna
+
+    storage = optuna_storage.open_storage(plan.storage_url, search_runs.mark_stale_trial_killed)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=plan.study_name, storage=storage, direction="maximize", load_if_exists=True)
+    _check_signature(study.user_attrs.get("anncore_signature"), signature, plan.study_name)
+    study.set_user_attr("anncore_signature", signature)
+    return storage, study
+
+
+def run_search(settings: RunSettings, plan: SearchPlan, study, parent_id: str, uri: str) -> tuple[int, float]:
+    """Run this invocation's trials with its workers; the first new trial's number and the wall seconds."""
+    import optuna
+
+    optuna.storages.fail_stale_trials(study)  # trials of workers that died since the last invocation
+    first_number = len(study.get_trials(deepcopy=False))
+    with tempfile.TemporaryDirectory(prefix="anncore-sweep-") as folder:
+        claims = Path(folder) / "claims"
+        claims.write_text("0")
+        context = WorkerContext(
+            settings=json.loads(json.dumps(dataclasses.asdict(settings), default=str)),
+            tracking_uri=uri, storage_url=plan.storage_url, study_name=plan.study_name,
+            parent_id=parent_id, epochs=plan.epochs, trials=plan.trials,
+            deadline=time.time() + plan.timeout_s if plan.timeout_s else None,
+            claims_path=str(claims), threads=max(1, (os.cpu_count() or 1) // plan.workers),
+            # a resumed study must not replay the random start of the first invocation
+            sampler_seed=(settings.seed + 104729 * first_number) % 2**32,
+        )
+        started = time.perf_counter()
+        run_workers(context, plan.workers)
+        return first_number, time.perf_counter() - started
+
+
 def run(settings: RunSettings) -> Outcome:
     """Create or continue the study, run its trials, log the summary, retrain and register the champion."""
-    from experiments.tracking.search_summary import finish_search
-
     import mlflow
-    import optuna
+
+    from experiments.tracking.search_summary import finish_search
 
     uri = mlflow.get_tracking_uri()
     plan = search_plan(settings, uri)
     data = datasets.load(settings)
-    signature = study_signature(settings, data, plan.epochs)
-    storage = optuna_storage.open_storage(plan.storage_url, search_runs.mark_stale_trial_killed)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=plan.study_name, storage=storage, direction="maximize",
-                                load_if_exists=True)
-    _check_signature(study.user_attrs.get("anncore_signature"), signature, plan.study_name)
-    study.set_user_attr("anncore_signature", signature)
+    database = optuna_storage.sqlite_file(plan.storage_url)
+    if database is not None and settings.storage is None:
+        database.parent.mkdir(parents=True, exist_ok=True)  # ./mlruns/ when MLflow is a server
+    storage, study = open_study(plan, study_signature(settings, data, plan.epochs))
     parent_id = search_runs.find_or_create_parent(settings, study, parent_params(plan, data))
     with search_runs.attached_parent(parent_id):
-        optuna.storages.fail_stale_trials(study)
-        first_number = len(study.get_trials(deepcopy=False))
-        with tempfile.TemporaryDirectory(prefix="anncore-sweep-") as folder:
-            claims = Path(folder) / "claims"
-            claims.write_text("0")
-            context = WorkerContext(
-                settings=json.loads(json.dumps(dataclasses.asdict(settings), default=str)),
-                tracking_uri=uri, storage_url=plan.storage_url, study_name=plan.study_name,
-                parent_id=parent_id, epochs=plan.epochs, trials=plan.trials,
-                deadline=time.time() + plan.timeout_s if plan.timeout_s else None,
-                claims_path=str(claims), threads=max(1, (os.cpu_count() or 1) // plan.workers),
-                sampler_seed=(settings.seed + 104729 * first_number) % 2**32,
-            )
-            started = time.perf_counter()
-            run_workers(context, plan.workers)
-            wall_s = time.perf_counter() - started
-        outcome = finish_search(settings, plan, storage, data, parent_id, first_number, wall_s)
-    return outcome
+        first_number, wall_s = run_search(settings, plan, study, parent_id, uri)
+        return finish_search(settings, plan, storage, data, parent_id, first_number, wall_s)
 
 
 def parent_params(plan: SearchPlan, data) -> dict[str, object]:

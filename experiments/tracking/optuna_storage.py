@@ -62,6 +62,13 @@ def check_storage_url(url: str) -> str:
     raise ValueError(f"storage {redacted(url)!r} has unsupported scheme {shown!r}; {ACCEPTED}")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The absolute database file of a ``sqlite:///`` storage URL; None for other schemes."""
+    if storage_scheme(url) not in SQLITE_SCHEMES:
+        return None
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0]).expanduser().resolve()
+
+
 def redacted(url: str) -> str:
     """``url`` with its password replaced by ``***``."""
     parts = urlsplit(url)
@@ -111,7 +118,7 @@ def open_storage(url: str, failed_trial_callback: Callable | None = None):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     check_storage_url(url)
     if storage_scheme(url) in SQLITE_SCHEMES:
-        folder = Path(url.removeprefix("sqlite:///").split("?", 1)[0]).expanduser().resolve().parent
+        folder = sqlite_file(url).parent
         if not folder.is_dir():
             raise UserInputError(f"storage {url!r}: folder {folder} does not exist; {ACCEPTED} in an existing folder")
     try:

@@ -158,7 +158,7 @@ def mark_stale_trial_killed(study, trial) -> None:
 
 
 def trials_table(study, max_epochs: int) -> pd.DataFrame:
-    """One row per finished trial: number, state, value, ``param_<name>``..., epochs_run, duration_s, run_id.
+    """One row per finished trial: number, state, value, ``param_<name>``..., epochs_run, duration_s, run_id, worker.
 
     ``value`` is the final validation accuracy of a COMPLETE trial (empty otherwise);
     ``last_val_acc`` is the last validation accuracy a trial reported (what a pruned trial
@@ -183,6 +183,7 @@ def trials_table(study, max_epochs: int) -> pd.DataFrame:
                 "last_val_acc": intermediate[max(intermediate)] if intermediate else None,
                 "duration_s": duration,
                 "run_id": trial.user_attrs.get(RUN_ID_ATTR),
+                "worker": trial.user_attrs.get("worker"),  # host:pid of the process that ran it
             }
         )
     if not rows:

@@ -79,6 +79,18 @@ def log_parent_summary(study, table: pd.DataFrame, settings: RunSettings, first_
         store.with_retry(mlflow.set_tags, {f"anncore.best.{k}": str(v) for k, v in best.params.items()})
     runs.log_metrics(metrics)
     log_search_charts(table)
+    print(cost_line(metrics), flush=True)
+
+
+def cost_line(metrics: dict[str, float]) -> str:
+    """One line on the search's cost: trials by state, pace, epochs run against epochs without pruning."""
+    return (
+        f"sweep: {int(metrics['trials_this_invocation'])} trials in {metrics['search_wall_s']:.0f} s with "
+        f"{int(metrics['workers'])} worker(s), {metrics['trials_per_minute']:.2f} trials/min; study: "
+        f"{int(metrics['n_complete'])} complete, {int(metrics['n_pruned'])} pruned, {int(metrics['n_fail'])} failed; "
+        f"epochs run {int(metrics['epochs_run'])} of {int(metrics['epochs_without_pruning'])} without pruning "
+        f"(saved {int(metrics['epochs_saved'])})"
+    )
 
 
 def best_trial(study):

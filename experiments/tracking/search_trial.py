@@ -10,6 +10,8 @@ keeps the epochs it ran (metrics, ``history.csv``, ``epochs_run``).
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 
 from experiments.tracking import artifacts, datasets, runs, search_runs
 
@@ -30,6 +32,7 @@ def objective(trial, context, settings, data, split) -> float:
     params = suggest(trial)
     sizes = layer_sizes(params)
     trial.set_user_attr("architecture", architecture_string(sizes))
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     with search_runs.trial_run(settings, context.study_name, context.parent_id, trial):
         datasets.log_input(data)
         return train_trial(trial, params, sizes, settings, context.epochs, data, split)
