@@ -277,7 +277,9 @@ def test_bad_input_is_one_line_exit_2_and_makes_nothing(tiny_fashion_root, tmp_p
 def test_the_champion_is_served_over_http(tiny_sweep) -> None:
     folder, data = tiny_sweep["folder"], tiny_sweep["data"]
     port = free_port()
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    # `mlflow models serve` execs `uvicorn` through the shell: the environment's bin must be on PATH
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+                   "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     log = folder / "serve.log"
     with open(log, "w") as output:
         server = subprocess.Popen(
