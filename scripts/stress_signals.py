@@ -98,15 +98,22 @@ def wait_for_a_run(database: Path, process: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-def time_until_no_run_is_running(database: Path, process: subprocess.Popen, sent: float, limit: float) -> float:
-    """Seconds from ``sent`` until the store holds no RUNNING run (the runs are ended), polled every 50 ms."""
+def time_until_no_run_is_running(database: Path, process: subprocess.Popen, sent: float, limit: float,
+                                 exited: list[float]) -> float:
+    """Seconds from ``sent`` until the store holds no RUNNING run (the runs are ended), polled every 50 ms.
+
+    The moment the process is first seen ended is appended to ``exited``; a run a forced exit left
+    RUNNING is given up 2 s after the signal.
+    """
     while time.monotonic() - sent < limit:
+        if not exited and process.poll() is not None:
+            exited.append(time.monotonic())
         try:
             if "RUNNING" not in run_statuses(database).values():
                 return time.monotonic() - sent
         except sqlite3.OperationalError:
             pass
-        if process.poll() is not None and time.monotonic() - sent > 2:
+        if exited and time.monotonic() - sent > 2:
             break
         time.sleep(0.05)
     return time.monotonic() - sent
@@ -152,7 +159,8 @@ def one_trial(number: int, kind: str, args: argparse.Namespace, template: Path, 
         sent = time.monotonic()
         process.send_signal(signal.SIGINT)
     problem = ""
-    ended_s = time_until_no_run_is_running(database, process, sent, args.hang_after)
+    exited: list[float] = []
+    ended_s = time_until_no_run_is_running(database, process, sent, args.hang_after, exited)
     if args.dump_after is not None:  # diagnostics: what is it doing this long after the signal?
         with __import__("contextlib").suppress(subprocess.TimeoutExpired):
             process.wait(timeout=args.dump_after)
@@ -167,7 +175,7 @@ def one_trial(number: int, kind: str, args: argparse.Namespace, template: Path, 
         process.wait()
         log.seek(0)
         problem = f"HUNG > {args.hang_after} s; stacks:\n{log.read()[-6000:]}"
-    exit_s = time.monotonic() - sent
+    exit_s = (exited[0] if exited else time.monotonic()) - sent
     log.seek(0)
     stderr = log.read()
     log.close()
