@@ -9,6 +9,7 @@ the database, stop the server and restore a backup.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -188,6 +189,12 @@ def test_students_change_only_their_own_runs_and_the_admin_any(server, monkeypat
 
 
 # --- load ---------------------------------------------------------------------------------------
+
+def test_the_load_test_percentiles_are_nearest_rank():
+    values = [float(v) for v in range(100, 0, -1)]  # 100..1, unsorted on purpose
+    assert (load.percentile(values, 0.50), load.percentile(values, 0.95)) == (50.0, 95.0)
+    assert load.percentile([7.0], 0.95) == 7.0 and math.isnan(load.percentile([], 0.5))
+
 
 def test_three_clients_at_once_lose_nothing(server, monkeypatch, tiny_fashion_root):
     with logged_in(monkeypatch, "bob"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -39,7 +40,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
 def _client_environment() -> dict[str, str]:
@@ -129,7 +130,9 @@ def print_result(result: dict, stream=None) -> None:
           f"statuses {result['statuses']}", file=stream)
     print(f"  wall {result['wall_s']:.1f} s, {result['runs_per_s']:.2f} runs/s, {result['api_calls']} API calls; "
           f"writes p50 {result['write_p50_ms']:.0f} ms, p95 {result['write_p95_ms']:.0f} ms; "
-          f"all calls p50 {result['call_p50_ms']:.0f} ms, p95 {result['call_p95_ms']:.0f} ms", file=stream)
+          f"all calls p50 {result['call_p50_ms']:.0f} ms, p95 {result['call_p95_ms']:.0f} ms; "
+          f"load average {result['load_average_before']:.1f} before, {result['load_average_after']:.1f} after",
+          file=stream)
     for tail in result["failed_clients"][:2]:
         print(f"  a failed client's last output: {tail.strip().splitlines()[-1] if tail.strip() else '?'}", file=stream)
     stream.flush()
@@ -190,9 +193,12 @@ def sqlite_server(folder: Path, workers: int) -> Iterator[str]:
 
 def load_test(url: str, label: str, clients: int, experiments: Sequence[str], data_dir: Path) -> dict:
     """Run the clients against ``url`` and return the summary (see :func:`summarise`)."""
+    before = os.getloadavg()[0]  # the machine's own load, which shares the CPUs with the clients
     with tempfile.TemporaryDirectory(prefix="anncore-load-clients-") as folder:
         outcome = run_clients(url, clients, experiments, data_dir, Path(folder))
-    return summarise(label, url, clients, outcome)
+    result = summarise(label, url, clients, outcome)
+    result["load_average_before"], result["load_average_after"] = before, os.getloadavg()[0]
+    return result
 
 
 def build_parser() -> OneLineArgumentParser:
