@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -101,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         info = class_server.status(args.folder)
         print(f"MLflow tracking server: {config.url} ({config.workers} workers"
               f"{', accounts on, default permission READ' if config.auth else ''})")
-        print(f"  students: export MLFLOW_TRACKING_URI={config.url}"
+        public = f"http://{socket.gethostname()}:{config.port}" if config.host in ("0.0.0.0", "::") else config.url
+        print(f"  students: export MLFLOW_TRACKING_URI={public}"
               + ("  MLFLOW_TRACKING_USERNAME=... MLFLOW_TRACKING_PASSWORD=..." if config.auth else ""))
         print(f"Optuna storage: {info['optuna_storage']} (with PGPASSFILE={info['pgpassfile']})")
         print(f"stop with: python -m experiments.server stop --folder {args.folder}")
