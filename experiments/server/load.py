@@ -77,7 +77,7 @@ def run_clients(url: str, clients: int, experiments: Sequence[str], data_dir: Pa
         record = json.loads(path.read_text()) if path.is_file() else {"status": process.returncode, "calls": [],
                                                                       "created_runs": []}
         record["returncode"] = process.returncode
-        record["log_tail"] = (folder / f"client-{index}" / "output.log").read_text(errors="replace")[-1500:]
+        record["log_tail"] = (folder / f"client-{index}" / "output.log").read_text(errors="replace")[-6000:]
         records.append(record)
     return {"wall_s": wall, "records": records}
 
@@ -134,7 +134,9 @@ def print_result(result: dict, stream=None) -> None:
           f"load average {result['load_average_before']:.1f} before, {result['load_average_after']:.1f} after",
           file=stream)
     for tail in result["failed_clients"][:2]:
-        print(f"  a failed client's last output: {tail.strip().splitlines()[-1] if tail.strip() else '?'}", file=stream)
+        lines = tail.strip().splitlines() or ["?"]
+        errors = [line for line in lines if line.startswith("error:") or "FAILED" in line] or lines[-1:]
+        print("  a failed client said: " + " | ".join(line.strip() for line in errors[-3:]), file=stream)
     stream.flush()
 
 
