@@ -58,9 +58,22 @@ def used_messages(domain: str) -> dict[str, str | tuple[str, str]]:
     if domain == "charts":  # what an arm is, passed by the study sections (arm_title, color_title)
         found.update({text: text for text in ("architecture", "activation")})
     if domain == "reporting":
-        dynamic = [*DESCRIPTIONS.values(), *(d.note for d in notebook_discrepancies()), "train", "test"]
-        found.update({text: text for text in dynamic})
+        found.update({text: text for text in logged_texts()})
     return found
+
+
+def logged_texts() -> list[str]:
+    """English texts that reach the report as data (descriptions, notes, labels) and are looked up by value."""
+    from experiments.benchmark.pipelines import DESCRIPTIONS as PIPELINES
+    from experiments.benchmark.profile import BETWEEN_OPERATORS, KINDS, OTHER_OPERATORS
+    from experiments.studies.sweep import SEARCH_SPACE
+
+    texts = [*DESCRIPTIONS.values(), *(d.note for d in notebook_discrepancies()), "train", "test"]
+    texts += [*PIPELINES.values(), *KINDS, OTHER_OPERATORS, BETWEEN_OPERATORS]
+    texts += ["as loaded", "first N of the split", "split repeated cyclically up to N"]  # experiments/benchmark/cli.py
+    texts += [row[key] for row in SEARCH_SPACE for key in ("distribution", "values")]
+    texts += ["fANOVA (optuna.importance), seeded"]  # experiments/tracking/search_summary.py
+    return texts
 
 
 def russian(domain: str):

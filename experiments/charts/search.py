@@ -10,6 +10,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from experiments.charts.i18n import SOURCE_LANGUAGE, translator
 from experiments.charts.inline_data import inline_data, require_columns
 
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728"}
@@ -21,52 +22,61 @@ def _points(table: pd.DataFrame) -> pd.DataFrame:
     return shown[shown["accuracy"].notna()].reset_index(drop=True)
 
 
-def _state_color() -> alt.Color:
+def _state_color(title: str = "trial state") -> alt.Color:
     states = list(STATE_COLORS)
-    return alt.Color("state:N", title="trial state", scale=alt.Scale(domain=states, range=list(STATE_COLORS.values())))
+    return alt.Color("state:N", title=title, scale=alt.Scale(domain=states, range=list(STATE_COLORS.values())))
 
 
-def optimization_history(table: pd.DataFrame, title: str = "Search history: validation accuracy by trial") -> alt.LayerChart:
+def optimization_history(
+    table: pd.DataFrame, title: str | None = None, language: str = SOURCE_LANGUAGE
+) -> alt.LayerChart:
     """Validation accuracy of every trial and the best complete trial so far.
 
     Parameters
     ----------
     table : pandas.DataFrame
         A ``trials.csv``: ``number``, ``state``, ``value``, ``last_val_acc``, ``architecture``.
-    title : str
-        Chart title.
+    title : str, optional
+        Chart title; default "Search history: validation accuracy by trial" in ``language``.
+    language : str, default "en"
+        Language of the texts (``experiments.charts.i18n``).
 
     Returns
     -------
     altair.LayerChart
     """
     require_columns(table, ["number", "state", "value", "last_val_acc"], "trials")
+    _ = translator(language)
+    title = _("Search history: validation accuracy by trial") if title is None else title
+    accuracy = _("validation accuracy")
     points = _points(table)
     complete = table[table["state"] == "COMPLETE"].sort_values("number")
     best = pd.DataFrame({"number": complete["number"], "best": complete["value"].cummax()})
     scatter = alt.Chart(inline_data(points)).mark_point(size=60, filled=True).encode(
-        x=alt.X("number:Q", title="trial number", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("accuracy:Q", title="validation accuracy", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
-        color=_state_color(),
-        shape=alt.Shape("state:N", title="trial state"),
+        x=alt.X("number:Q", title=_("trial number"), axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("accuracy:Q", title=accuracy, axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
+        color=_state_color(_("trial state")),
+        shape=alt.Shape("state:N", title=_("trial state")),
         tooltip=[
-            alt.Tooltip("number:Q", title="trial"),
-            alt.Tooltip("state:N"),
-            alt.Tooltip("accuracy:Q", title="validation accuracy", format=".2%"),
-            alt.Tooltip("architecture:N"),
-            alt.Tooltip("epochs_run:Q", title="epochs run"),
+            alt.Tooltip("number:Q", title=_("trial")),
+            alt.Tooltip("state:N", title=_("trial state")),
+            alt.Tooltip("accuracy:Q", title=accuracy, format=".2%"),
+            alt.Tooltip("architecture:N", title=_("architecture")),
+            alt.Tooltip("epochs_run:Q", title=_("epochs run")),
         ],
     )
     layers = [scatter]
     if len(best):
         line = alt.Chart(inline_data(best)).mark_line(interpolate="step-after", color="black").encode(
-            x="number:Q", y=alt.Y("best:Q"), tooltip=[alt.Tooltip("best:Q", title="best so far", format=".2%")]
+            x="number:Q", y=alt.Y("best:Q"), tooltip=[alt.Tooltip("best:Q", title=_("best so far"), format=".2%")]
         )
         layers.append(line)
     return alt.layer(*layers).properties(title=title, width=480, height=260)
 
 
-def parameter_panels(table: pd.DataFrame, parameters: list[str], title: str = "Validation accuracy against each parameter") -> alt.ConcatChart:
+def parameter_panels(
+    table: pd.DataFrame, parameters: list[str], title: str | None = None, language: str = SOURCE_LANGUAGE
+) -> alt.ConcatChart:
     """One small scatter per parameter: the parameter's value (x) against validation accuracy (y).
 
     Parameters
@@ -76,10 +86,14 @@ def parameter_panels(table: pd.DataFrame, parameters: list[str], title: str = "V
     parameters : list of str
         Parameter names (without ``param_``); numeric ones get a quantitative axis, the learning
         rate a log axis, the rest a nominal one.
-    title : str
-        Chart title.
+    title : str, optional
+        Chart title; default "Validation accuracy against each parameter" in ``language``.
+    language : str, default "en"
+        Language of the texts (``experiments.charts.i18n``).
     """
     require_columns(table, ["number", "state", "value", "last_val_acc", *(f"param_{p}" for p in parameters)], "trials")
+    _ = translator(language)
+    title = _("Validation accuracy against each parameter") if title is None else title
     points = _points(table)
     panels = []
     for name in parameters:
@@ -90,10 +104,10 @@ def parameter_panels(table: pd.DataFrame, parameters: list[str], title: str = "V
         panels.append(
             alt.Chart(inline_data(points[points[column].notna()])).mark_point(filled=True, size=40).encode(
                 x=x,
-                y=alt.Y("accuracy:Q", title="validation accuracy", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
-                color=_state_color(),
-                tooltip=[alt.Tooltip("number:Q", title="trial"), alt.Tooltip(f"{column}:N", title=name),
-                         alt.Tooltip("accuracy:Q", format=".2%")],
+                y=alt.Y("accuracy:Q", title=_("validation accuracy"), axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
+                color=_state_color(_("trial state")),
+                tooltip=[alt.Tooltip("number:Q", title=_("trial")), alt.Tooltip(f"{column}:N", title=name),
+                         alt.Tooltip("accuracy:Q", title=_("validation accuracy"), format=".2%")],
             ).properties(width=170, height=140)
         )
     return alt.concat(*panels, columns=3).properties(title=title)

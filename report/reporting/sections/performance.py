@@ -17,6 +17,7 @@ from IPython.display import Markdown
 
 from experiments.charts.performance import pipeline_seconds
 from reporting.display import Outputs
+from reporting.i18n import N_, _, chart_language, grouped, integer, ngettext, translated
 from reporting.section import Section
 from reporting.store import Store, StoredRun, format_time
 
@@ -25,25 +26,27 @@ RESULTS = "benchmark.json"
 NO_VALUE = "—"
 # Table header -> key of ``pipelines.<name>`` in benchmark.json, for the numeric columns.
 PIPELINE_FIGURES: dict[str, str] = {
-    "s / epoch": "seconds_per_epoch",
-    "samples / s": "samples_per_sec",
-    "s per 60,000 images": "seconds_per_60000_images",
-    "training GFLOPS": "training_gflops",
-    "fraction of peak": "fraction_of_peak",
-    "eval s / epoch": "eval_seconds_per_epoch",
-    "peak memory (MiB)": "peak_memory_mib",
+    N_("s / epoch"): "seconds_per_epoch",
+    N_("samples / s"): "samples_per_sec",
+    N_("s per 60,000 images"): "seconds_per_60000_images",
+    N_("training GFLOPS"): "training_gflops",
+    N_("fraction of peak"): "fraction_of_peak",
+    N_("eval s / epoch"): "eval_seconds_per_epoch",
+    N_("peak memory (MiB)"): "peak_memory_mib",
 }
 # What the known ratios divide, in the symbols of the section's definitions; others show their key only.
 RATIO_MEANINGS: dict[str, str] = {
-    "notebook_over_anncore": "$S$: notebook ÷ anncore, s / epoch",
-    "anncore_over_floor": "$F$: anncore ÷ floor, s / epoch",
-    "floor_fraction_of_peak": "$P_\\text{floor}$: floor's training GFLOPS ÷ peak",
-    "anncore_fraction_of_peak": "$P_\\text{anncore}$: anncore's training GFLOPS ÷ peak",
-    "anncore_mlflow_over_anncore": "$O$: logging overhead per run",
-    "anncore_mlflow_over_anncore_whole_runs": "anncore_mlflow ÷ anncore, whole runs",
-    "notebook_over_anncore_with_eval": "$S$ with each epoch's evaluation included",
+    "notebook_over_anncore": N_("$S$: notebook ÷ anncore, s / epoch"),
+    "anncore_over_floor": N_("$F$: anncore ÷ floor, s / epoch"),
+    "floor_fraction_of_peak": N_("$P_\\text{floor}$: floor's training GFLOPS ÷ peak"),
+    "anncore_fraction_of_peak": N_("$P_\\text{anncore}$: anncore's training GFLOPS ÷ peak"),
+    "anncore_mlflow_over_anncore": N_("$O$: logging overhead per run"),
+    "anncore_mlflow_over_anncore_whole_runs": N_("anncore_mlflow ÷ anncore, whole runs"),
+    "notebook_over_anncore_with_eval": N_("$S$ with each epoch's evaluation included"),
 }
 RELATIONS: dict[str, str] = {">=": "≥", "<=": "≤"}
+# The notes in benchmark.json's optimizer names (experiments.benchmark.pipelines), translated in place.
+OPTIMIZER_NOTES = (N_("torch default on CPU"), N_("torch default on CUDA"))
 
 
 # --- formatting ----------------------------------------------------------------------------
@@ -69,7 +72,7 @@ def figure(value: float | None, digits: int = 3) -> str:
     if value == 0:
         return "0"
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:,.{decimals}f}"
+    return grouped(f"{value:,.{decimals}f}")
 
 
 def ratio_text(value: float | None) -> str:
@@ -87,10 +90,17 @@ def verdict(target: dict | None) -> str:
     """``met`` or ``missed`` for a target entry of benchmark.json, ``—`` for a ratio without one."""
     if target is None:
         return NO_VALUE
-    return "met" if target["met"] else "missed"
+    return _("met") if target["met"] else _("missed")
 
 
 # --- provenance ----------------------------------------------------------------------------
+
+
+def optimizer_text(name: str) -> str:
+    """An optimizer as benchmark.json names it (``Adam for-loop (torch default on CPU)``), its note translated."""
+    for note in OPTIMIZER_NOTES:
+        name = name.replace(note, _(note))
+    return name
 
 
 def load_results(store: Store, run: StoredRun) -> dict:
@@ -111,20 +121,28 @@ def provenance_sentence(run: StoredRun, results: dict, children: int) -> str:
         How many finished child runs (the MLflow pipeline's training runs) it has.
     """
     s, env = results["settings"], results["environment"]
-    child_note = f", with {children} child run{'s' if children != 1 else ''} (the MLflow pipeline's training runs)"
-    cited = f"*Results from {run.citation()}{child_note if children else ''}; it finished {format_time(run.end_time)}.*"
-    rounds = f"{s['rounds']} round{'s' if s['rounds'] != 1 else ''}"
-    conditions = (
-        f"Every pipeline trained on {s['train_size']:,} images ({s['train_size_mode']}) and was evaluated "
-        f"on {s['test_size']:,}, in batches of {s['batch_size']}, for {s['epochs']} epochs per run "
-        f"({s['warmup_epochs']} of them warm-up, left out of the medians), in {rounds} of every pipeline; "
-        f"device `{env['device']}` ({env['device_name']}) with {env['torch_threads']} torch threads on "
-        f"{env['cpu_count']} CPUs, torch {env['torch_version']}. The load average was "
-        f"{s['load_average_start']:.2f} at the start and {s['load_average_end']:.2f} at the end."
-    )
+    child_note = ngettext(
+        ", with {n} child run (the MLflow pipeline's training runs)",
+        ", with {n} child runs (the MLflow pipeline's training runs)",
+        children,
+    ).format(n=children)
+    cited = "*" + _("Results from {run}{children}; it finished {time}.").format(
+        run=run.citation(), children=child_note if children else "", time=format_time(run.end_time)
+    ) + "*"
+    conditions = _(
+        "Every pipeline trained on {train} images ({mode}) and was evaluated on {test}, in batches of {batch}, "
+        "for {epochs} epochs per run ({warmup} of them warm-up, left out of the medians), in {rounds} of every "
+        "pipeline; device `{device}` ({device_name}) with {threads} torch threads on {cpus} CPUs, torch {torch}. "
+        "The load average was {load_start} at the start and {load_end} at the end."
+    ).format(
+        train=integer(s["train_size"]), mode=translated(s["train_size_mode"]), test=integer(s["test_size"]),
+        batch=s["batch_size"], epochs=s["epochs"], warmup=s["warmup_epochs"],
+        rounds=ngettext("{n} round", "{n} rounds", s["rounds"]).format(n=s["rounds"]),
+        device=env["device"], device_name=env["device_name"], threads=env["torch_threads"], cpus=env["cpu_count"],
+        torch=env["torch_version"], load_start=f"{s['load_average_start']:.2f}", load_end=f"{s['load_average_end']:.2f}",
+    )  # fmt: skip
     quick = (
-        " Made in quick mode (`--quick`): a few batches per epoch, so the timings are a smoke test, "
-        "not a measurement."
+        " " + _("Made in quick mode (`--quick`): a few batches per epoch, so the timings are a smoke test, not a measurement.")
         if s.get("quick")
         else ""
     )
@@ -154,9 +172,9 @@ def pipeline_frame(pipelines: dict[str, dict]) -> pd.DataFrame:
     """
     rows = []
     for name, figures in pipelines.items():
-        row = {"pipeline": f"`{name}`", "what it runs": figures.get("description", "")}
-        row.update({header: figure(figures.get(key)) for header, key in PIPELINE_FIGURES.items()})
-        row["optimizer"] = figures.get("optimizer", NO_VALUE)
+        row = {_("pipeline"): f"`{name}`", _("what it runs"): translated(figures.get("description", ""))}
+        row.update({_(header): figure(figures.get(key)) for header, key in PIPELINE_FIGURES.items()})
+        row[_("optimizer")] = optimizer_text(figures.get("optimizer", NO_VALUE))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -177,11 +195,11 @@ def ratio_frame(ratios: dict[str, float], targets: dict[str, dict]) -> pd.DataFr
         target = targets.get(name)
         rows.append(
             {
-                "ratio": f"`{name}`",
-                "what it divides": RATIO_MEANINGS.get(name, NO_VALUE),
-                "value": ratio_text(value),
-                "target": target_text(target["target"]) if target else NO_VALUE,
-                "result": verdict(target),
+                _("ratio"): f"`{name}`",
+                _("what it divides"): _(RATIO_MEANINGS[name]) if name in RATIO_MEANINGS else NO_VALUE,
+                _("value"): ratio_text(value),
+                _("target"): target_text(target["target"]) if target else NO_VALUE,
+                _("result"): verdict(target),
             }
         )
     return pd.DataFrame(rows)
@@ -193,7 +211,7 @@ def chart_frame(pipelines: dict[str, dict]) -> pd.DataFrame:
         {
             "pipeline": list(pipelines),
             "seconds_per_60000_images": [figures["seconds_per_60000_images"] for figures in pipelines.values()],
-            "description": [figures.get("description", "") for figures in pipelines.values()],
+            "description": [translated(figures.get("description", "")) for figures in pipelines.values()],
         }
     )
 
@@ -203,34 +221,46 @@ def chart_frame(pipelines: dict[str, dict]) -> pd.DataFrame:
 
 def _target_items(names: list[str], ratios: dict[str, float], targets: dict[str, dict]) -> str:
     """``a (value, target ≥ 5)``, ``a (...) and b (...)``, ``a (...), b (...) and c (...)``."""
-    items = [f"`{name}` ({ratio_text(ratios.get(name))}, target {target_text(targets[name]['target'])})" for name in names]
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    items = [
+        _("`{name}` ({value}, target {target})").format(
+            name=name, value=ratio_text(ratios.get(name)), target=target_text(targets[name]["target"])
+        )
+        for name in names
+    ]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + _(" and ") + items[-1]
 
 
 def targets_sentence(ratios: dict[str, float], targets: dict[str, dict]) -> str:
     """How many targets the run met, each with its value and target."""
     if not targets:
-        return "The run records no targets for its ratios."
+        return _("The run records no targets for its ratios.")
     met = [name for name, target in targets.items() if target["met"]]
     missed = [name for name, target in targets.items() if not target["met"]]
     if not missed:
-        return f"The run met all {len(targets)} of its targets: {_target_items(met, ratios, targets)}."
+        return ngettext(
+            "The run met all {n} of its targets: {met}.", "The run met all {n} of its targets: {met}.", len(targets)
+        ).format(n=len(targets), met=_target_items(met, ratios, targets))
     if not met:
-        return f"The run met none of its {len(targets)} targets: it missed {_target_items(missed, ratios, targets)}."
-    return (
-        f"The run met {len(met)} of its {len(targets)} targets, {_target_items(met, ratios, targets)}, "
-        f"and missed {_target_items(missed, ratios, targets)}."
-    )
+        return ngettext(
+            "The run met none of its {n} targets: it missed {missed}.",
+            "The run met none of its {n} targets: it missed {missed}.",
+            len(targets),
+        ).format(n=len(targets), missed=_target_items(missed, ratios, targets))
+    return ngettext(
+        "The run met {k} of its {n} targets, {met}, and missed {missed}.",
+        "The run met {k} of its {n} targets, {met}, and missed {missed}.",
+        len(targets),
+    ).format(k=len(met), n=len(targets), met=_target_items(met, ratios, targets), missed=_target_items(missed, ratios, targets))
 
 
 def speed_sentence(pipelines: dict[str, dict]) -> str:
     """The fastest and slowest pipeline per 60,000 images."""
     seconds = {name: figures["seconds_per_60000_images"] for name, figures in pipelines.items()}
     fastest, slowest = min(seconds, key=seconds.get), max(seconds, key=seconds.get)
-    return (
-        f"Per 60,000 training images the fastest pipeline is `{fastest}` ({figure(seconds[fastest])} s), "
-        f"the slowest `{slowest}` ({figure(seconds[slowest])} s)."
-    )
+    return _(
+        "Per 60,000 training images the fastest pipeline is `{fastest}` ({fastest_seconds} s), "
+        "the slowest `{slowest}` ({slowest_seconds} s)."
+    ).format(fastest=fastest, fastest_seconds=figure(seconds[fastest]), slowest=slowest, slowest_seconds=figure(seconds[slowest]))
 
 
 def peak_sentence(results: dict) -> str:
@@ -241,20 +271,23 @@ def peak_sentence(results: dict) -> str:
     peak, flops, pipelines = results.get("peak"), results.get("flops"), results["pipelines"]
     if not peak or not flops:
         return ""
-    n = f"{peak['size']:,}"
+    n = integer(peak["size"])
     loads = ", ".join(f"{load:.2f}" for load in peak["load_average_each"])
-    rates = " and ".join(
-        f"`{name}` at {figure(pipelines[name]['training_gflops'])} GFLOPS "
-        f"({ratio_text(pipelines[name]['fraction_of_peak'])} of the peak)"
+    rates = _(" and ").join(
+        _("`{name}` at {gflops} GFLOPS ({fraction} of the peak)").format(
+            name=name, gflops=figure(pipelines[name]["training_gflops"]), fraction=ratio_text(pipelines[name]["fraction_of_peak"])
+        )
         for name in ("floor", "anncore")
     )
-    return (
-        f"An fp32 matrix product of {n} × {n} by {n} × {n} ran at {figure(peak['gflops'])} GFLOPS, the median of "
-        f"{peak['products_timed']} products timed before the rounds (best {figure(peak['best_gflops'])}; load "
-        f"average {loads} when timed). Counting 6 × the {flops['forward_multiply_adds_per_sample']:,} forward "
-        f"multiply-adds of one sample ({figure(flops['training_flops_per_sample'] / 1e6)} MFLOP), training ran "
-        f"{rates}."
-    )
+    return _(
+        "An fp32 matrix product of {n} × {n} by {n} × {n} ran at {gflops} GFLOPS, the median of {timed} products "
+        "timed before the rounds (best {best}; load average {loads} when timed). Counting 6 × the {madds} forward "
+        "multiply-adds of one sample ({mflop} MFLOP), training ran {rates}."
+    ).format(
+        n=n, gflops=figure(peak["gflops"]), timed=peak["products_timed"], best=figure(peak["best_gflops"]), loads=loads,
+        madds=integer(flops["forward_multiply_adds_per_sample"]), mflop=figure(flops["training_flops_per_sample"] / 1e6),
+        rates=rates,
+    )  # fmt: skip
 
 
 def profile_sentence(results: dict) -> str:
@@ -266,15 +299,21 @@ def profile_sentence(results: dict) -> str:
     if not profiled:
         return ""
     shares = sorted(profiled["fractions"].items(), key=lambda item: item[1], reverse=True)
-    parts = ", ".join(f"{kind} {share:.1%}" for kind, share in shares)
-    text = (
-        f"Under `torch.profiler`, one anncore epoch of {profiled['samples']:,} samples "
-        f"({figure(profiled['wall_seconds'])} s, the profiler's cost included) went to: {parts}."
-    )
+    parts = ", ".join(f"{_(kind)} {share:.1%}" for kind, share in shares)
+    text = _(
+        "Under `torch.profiler`, one anncore epoch of {samples} samples ({seconds} s, the profiler's cost "
+        "included) went to: {parts}."
+    ).format(samples=integer(profiled["samples"]), seconds=figure(profiled["wall_seconds"]), parts=parts)
     if profiled.get("matmul_gflops") is not None:
         rate = f"{figure(profiled['matmul_gflops'])} GFLOPS"
-        of_peak = f", {ratio_text(profiled['matmul_gflops'] / peak['gflops'])} of the peak" if peak else ""
-        text += f" The matrix products themselves ran at {rate}{of_peak}, counting the FLOPs they execute."
+        of_peak = (
+            _(", {fraction} of the peak").format(fraction=ratio_text(profiled["matmul_gflops"] / peak["gflops"]))
+            if peak
+            else ""
+        )
+        text += " " + _("The matrix products themselves ran at {rate}{of_peak}, counting the FLOPs they execute.").format(
+            rate=rate, of_peak=of_peak
+        )
     return text
 
 
@@ -282,11 +321,11 @@ def notebook_sentence(ratios: dict[str, float]) -> str:
     """anncore's speed-up over the notebook's pipeline, without a verdict (it moves with the machine)."""
     if "notebook_over_anncore" not in ratios:
         return ""
-    return (
-        f"The anncore trainer runs an epoch $S = {ratio_text(ratios['notebook_over_anncore'])}$ times as fast as "
-        "the notebook's pipeline; $S$ has no target, since the notebook's single-threaded per-sample transforms "
-        "speed up with the machine's state more than matrix products do."
-    )
+    return _(
+        "The anncore trainer runs an epoch {ratio} times as fast as the notebook's pipeline; $S$ has no target, "
+        "since the notebook's single-threaded per-sample transforms speed up with the machine's state more than "
+        "matrix products do."
+    ).format(ratio=f"$S = {ratio_text(ratios['notebook_over_anncore'])}$")
 
 
 # --- chunks --------------------------------------------------------------------------------
@@ -296,7 +335,7 @@ def notebook_sentence(ratios: dict[str, float]) -> str:
 def pipeline_table(store: Store, run: StoredRun) -> Markdown:
     """Per pipeline: what it runs, seconds per epoch, throughput, evaluation time, memory, optimizer."""
     results = load_results(store, run)
-    return SECTION.table(pipeline_frame(results["pipelines"]), "Benchmark: one row per training pipeline", [run])
+    return SECTION.table(pipeline_frame(results["pipelines"]), _("Benchmark: one row per training pipeline"), [run])
 
 
 @SECTION.output
@@ -304,14 +343,14 @@ def ratio_table(store: Store, run: StoredRun) -> Markdown:
     """Every ratio the run measured, against its target where it has one."""
     results = load_results(store, run)
     frame = ratio_frame(results["ratios"], results.get("targets", {}))
-    return SECTION.table(frame, "Benchmark: ratios and their targets", [run])
+    return SECTION.table(frame, _("Benchmark: ratios and their targets"), [run])
 
 
 @SECTION.output
 def pipeline_chart(store: Store, run: StoredRun) -> Outputs:
     """Seconds per 60,000 training images, one bar per pipeline."""
-    chart = pipeline_seconds(chart_frame(load_results(store, run)["pipelines"]))
-    return SECTION.chart(chart, "performance-pipelines", "Benchmark: seconds per 60,000 images per pipeline", [run])
+    chart = pipeline_seconds(chart_frame(load_results(store, run)["pipelines"]), language=chart_language())
+    return SECTION.chart(chart, "performance-pipelines", _("Benchmark: seconds per 60,000 images per pipeline"), [run])
 
 
 @SECTION.output

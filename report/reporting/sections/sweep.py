@@ -13,6 +13,7 @@ from IPython.display import Markdown
 
 from experiments.charts.search import optimization_history, parameter_panels
 from reporting.display import Outputs
+from reporting.i18n import _, chart_language, integer, ngettext, translated
 from reporting.section import Section
 from reporting.store import Store, StoredRun
 from reporting.training_tables import percent
@@ -23,8 +24,16 @@ BEST_SHOWN = 10
 PANEL_PARAMETERS = ["n_hidden_layers", "width_1", "activation", "dropout", "learning_rate", "batch_size"]
 
 
-def _count(n: float, one: str, many: str) -> str:
-    return f"{int(n):,} {one if int(n) == 1 else many}"
+def _trials(n: float) -> str:
+    return ngettext("{n} trial", "{n} trials", int(n)).format(n=integer(n))
+
+
+def _epochs(n: float) -> str:
+    return ngettext("{n} epoch", "{n} epochs", int(n)).format(n=integer(n))
+
+
+def _workers(n: float) -> str:
+    return ngettext("{n} worker", "{n} workers", int(n)).format(n=integer(n))
 
 
 def status() -> Markdown:
@@ -32,14 +41,16 @@ def status() -> Markdown:
     run = SECTION.run()
     if run is None:
         return Markdown(SECTION.missing_message())
-    quick = " Made in quick mode (`--quick`): trials were shortened." if run.quick else ""
+    quick = " " + _("Made in quick mode (`--quick`): trials were shortened.") if run.quick else ""
     return Markdown(f"*{provenance_sentence(run)}{quick}*\n")
 
 
 def provenance_sentence(run: StoredRun) -> str:
     """Where the search's results come from."""
-    trials = _count(run.metrics.get("n_trials", 0), "trial", "trials")
-    return f"Results from {run.citation()}, the parent run of Optuna study `{run.params.get('study_name', '?')}` ({trials})."
+    trials = _trials(run.metrics.get("n_trials", 0))
+    return _("Results from {run}, the parent run of Optuna study `{study}` ({trials}).").format(
+        run=run.citation(), study=run.params.get("study_name", "?"), trials=trials
+    )
 
 
 def selection_sentence(run: StoredRun) -> str:
@@ -47,18 +58,23 @@ def selection_sentence(run: StoredRun) -> str:
     fraction = float(run.params.get("validation_fraction", "nan"))
     train_size = int(run.params.get("dataset_train_size", 0))
     held_out = round(train_size * fraction)
-    return (
-        f"Every trial trained on {train_size - held_out:,} of the {train_size:,} training images and was judged on "
-        f"the other {held_out:,} ({percent(fraction, 0)}, a seeded split): the selection is made on validation "
-        "accuracy, and the test set is used once, for the champion retrained on all training images."
-    )
+    return _(
+        "Every trial trained on {trained} of the {total} training images and was judged on the other {held_out} "
+        "({fraction}, a seeded split): the selection is made on validation accuracy, and the test set is used once, "
+        "for the champion retrained on all training images."
+    ).format(
+        trained=integer(train_size - held_out), total=integer(train_size), held_out=integer(held_out),
+        fraction=percent(fraction, 0),
+    )  # fmt: skip
 
 
 @SECTION.output
 def search_space(store: Store, run: StoredRun) -> Markdown:
     """The search space, as the parent run logged it."""
-    space = store.load_csv(run, "search_space.csv", dtype=str)
-    return SECTION.table(space, "Search space", [run])
+    space = store.load_csv(run, "search_space.csv", dtype=str).fillna("")
+    space = space.apply(lambda column: column.map(translated) if column.name != "parameter" else column)
+    headers = {"parameter": _("parameter"), "distribution": _("distribution"), "values": _("values")}
+    return SECTION.table(space.rename(columns=headers), _("Search space"), [run])
 
 
 @SECTION.output
@@ -74,7 +90,8 @@ def history_chart(store: Store, run: StoredRun) -> Outputs | None:
     shown = trials[trials["value"].notna() | trials["last_val_acc"].notna()]
     if shown.empty:
         return None
-    return SECTION.chart(optimization_history(shown), "sweep-history", "Search history: validation accuracy by trial", [run])
+    chart = optimization_history(shown, language=chart_language())
+    return SECTION.chart(chart, "sweep-history", _("Search history: validation accuracy by trial"), [run])
 
 
 @SECTION.output
@@ -85,7 +102,8 @@ def parameter_chart(store: Store, run: StoredRun) -> Outputs | None:
     panels = [name for name in PANEL_PARAMETERS if f"param_{name}" in shown.columns]
     if shown.empty or not panels:
         return None
-    return SECTION.chart(parameter_panels(shown, panels), "sweep-parameters", "Validation accuracy against each parameter", [run])
+    chart = parameter_panels(shown, panels, language=chart_language())
+    return SECTION.chart(chart, "sweep-parameters", _("Validation accuracy against each parameter"), [run])
 
 
 def best_trials_frame(trials: pd.DataFrame, n: int = BEST_SHOWN) -> pd.DataFrame:
@@ -93,15 +111,15 @@ def best_trials_frame(trials: pd.DataFrame, n: int = BEST_SHOWN) -> pd.DataFrame
     best = trials[trials["state"] == "COMPLETE"].sort_values(["value", "number"], ascending=[False, True]).head(n)
     return pd.DataFrame(
         {
-            "trial": best["number"].astype(int).astype(str),
-            "architecture": best["architecture"],
-            "activation": best["param_activation"],
+            _("trial"): best["number"].astype(int).astype(str),
+            _("architecture"): best["architecture"],
+            _("activation"): best["param_activation"],
             "dropout": [f"{v:.2f}" for v in best["param_dropout"]],
-            "learning rate": [f"{v:.2e}" for v in best["param_learning_rate"]],
-            "batch": best["param_batch_size"].astype(int).astype(str),
-            "parameters": [f"{int(v):,}" for v in best["parameter_count"]],
-            "validation accuracy": [percent(v) for v in best["value"]],
-            "run": [f"`{str(r)[:8]}`" for r in best["run_id"]],
+            _("learning rate"): [f"{v:.2e}" for v in best["param_learning_rate"]],
+            _("batch"): best["param_batch_size"].astype(int).astype(str),
+            _("parameters"): [integer(v) for v in best["parameter_count"]],
+            _("validation accuracy"): [percent(v) for v in best["value"]],
+            _("run"): [f"`{str(r)[:8]}`" for r in best["run_id"]],
         }
     )
 
@@ -110,18 +128,19 @@ def best_trials_frame(trials: pd.DataFrame, n: int = BEST_SHOWN) -> pd.DataFrame
 def best_trials(store: Store, run: StoredRun) -> Markdown:
     """The ten best complete trials."""
     frame = best_trials_frame(store.load_csv(run, "trials.csv"))
-    return SECTION.table(frame, f"The {len(frame)} best trials by validation accuracy", [run])
+    caption = ngettext("The {n} best trial by validation accuracy", "The {n} best trials by validation accuracy", len(frame))
+    return SECTION.table(frame, caption.format(n=len(frame)), [run])
 
 
 def importance_sentence(importances: pd.DataFrame, note: str) -> str:
     """Which parameter mattered most, or why importances are missing."""
     if importances.empty:
-        return f"Parameter importances were not computed ({note})."
+        return _("Parameter importances were not computed ({note}).").format(note=translated(note))
     top = importances.sort_values("importance", ascending=False).iloc[0]
-    return (
-        f"By Optuna's fANOVA importance, `{top['parameter']}` explains the largest share of the variation in "
-        f"validation accuracy ({percent(top['importance'], 0)} of the total)."
-    )
+    return _(
+        "By Optuna's fANOVA importance, `{parameter}` explains the largest share of the variation in validation "
+        "accuracy ({share} of the total)."
+    ).format(parameter=top["parameter"], share=percent(top["importance"], 0))
 
 
 @SECTION.output
@@ -131,15 +150,17 @@ def importances(store: Store, run: StoredRun) -> Markdown:
     sentence = importance_sentence(table, run.tags.get("anncore.importances_note", ""))
     if table.empty:
         return Markdown(sentence + "\n")
-    frame = pd.DataFrame({"parameter": table["parameter"], "importance": [percent(v, 1) for v in table["importance"]]})
-    return Markdown(sentence + "\n\n" + SECTION.table(frame, "Parameter importances (fANOVA)", [run]).data)
+    frame = pd.DataFrame({_("parameter"): table["parameter"], _("importance"): [percent(v, 1) for v in table["importance"]]})
+    return Markdown(sentence + "\n\n" + SECTION.table(frame, _("Parameter importances (fANOVA)"), [run]).data)
 
 
 def counts_sentence(metrics: dict[str, float]) -> str:
     """How many trials completed, were pruned and failed."""
-    return (
-        f"Of {_count(metrics.get('n_trials', 0), 'trial', 'trials')}, {int(metrics.get('n_complete', 0)):,} completed, "
-        f"{int(metrics.get('n_pruned', 0)):,} were pruned and {int(metrics.get('n_fail', 0)):,} failed."
+    return _("Of {trials}, {complete} completed, {pruned} were pruned and {failed} failed.").format(
+        trials=_trials(metrics.get("n_trials", 0)),
+        complete=integer(metrics.get("n_complete", 0)),
+        pruned=integer(metrics.get("n_pruned", 0)),
+        failed=integer(metrics.get("n_fail", 0)),
     )
 
 
@@ -148,18 +169,18 @@ def epochs_sentence(metrics: dict[str, float]) -> str:
     run, full = metrics.get("epochs_run", 0), metrics.get("epochs_without_pruning", 0)
     saved = full - run
     share = f" ({percent(saved / full, 0)})" if full else ""
-    return (
-        f"The completed and pruned trials ran {_count(run, 'epoch', 'epochs')}, against {int(full):,} without "
-        f"pruning: pruning saved {_count(saved, 'epoch', 'epochs')}{share}."
-    )
+    return _(
+        "The completed and pruned trials ran {run}, against {full} without pruning: pruning saved {saved}{share}."
+    ).format(run=_epochs(run), full=integer(full), saved=_epochs(saved), share=share)
 
 
 def speed_sentence(metrics: dict[str, float]) -> str:
     """The search's pace in its latest invocation."""
-    return (
-        f"Its latest invocation ran {_count(metrics.get('trials_this_invocation', 0), 'trial', 'trials')} in "
-        f"{metrics.get('search_wall_s', 0):.0f} s with {_count(metrics.get('workers', 1), 'worker', 'workers')}: "
-        f"{metrics.get('trials_per_minute', 0):.2f} trials per minute."
+    return _("Its latest invocation ran {trials} in {seconds} s with {workers}: {rate} trials per minute.").format(
+        trials=_trials(metrics.get("trials_this_invocation", 0)),
+        seconds=f"{metrics.get('search_wall_s', 0):.0f}",
+        workers=_workers(metrics.get("workers", 1)),
+        rate=f"{metrics.get('trials_per_minute', 0):.2f}",
     )
 
 
@@ -172,30 +193,35 @@ def pruning(store: Store, run: StoredRun) -> Markdown:
 
 def _model_row(name: str, run: StoredRun) -> dict[str, str]:
     return {
-        "model": name,
-        "architecture": run.params.get("architecture", ""),
-        "parameters": f"{int(run.params.get('parameter_count', 0)):,}",
-        "test accuracy": percent(run.metrics["final_test_acc"]),
-        "training time": f"{run.metrics['train_time_s']:.1f} s",
-        "run": f"`{run.short_id}`",
+        _("model"): name,
+        _("architecture"): run.params.get("architecture", ""),
+        _("parameters"): integer(run.params.get("parameter_count", 0)),
+        _("test accuracy"): percent(run.metrics["final_test_acc"]),
+        _("training time"): _("{seconds} s").format(seconds=f"{run.metrics['train_time_s']:.1f}"),
+        _("run"): f"`{run.short_id}`",
     }
 
 
 def champion_sentence(champion: StoredRun, baseline: StoredRun | None) -> str:
     """The champion against the baseline, in one sentence."""
     acc = champion.metrics["final_test_acc"]
-    intro = (f"The champion, trial {champion.params.get('champion_of_trial', '?')} "
-             f"({champion.params.get('architecture', '')}, {champion.params.get('activation', '')}), "
-             f"reached {percent(acc)} test accuracy")
+    intro = _("The champion, trial {trial} ({architecture}, {activation}), reached {accuracy} test accuracy").format(
+        trial=champion.params.get("champion_of_trial", "?"), architecture=champion.params.get("architecture", ""),
+        activation=champion.params.get("activation", ""), accuracy=percent(acc),
+    )  # fmt: skip
     if baseline is None:
-        return intro + "; there is no baseline run to compare it with."
+        return intro + _("; there is no baseline run to compare it with.")
     difference = (acc - baseline.metrics["final_test_acc"]) * 100
     ratio = int(champion.params.get("parameter_count", 0)) / max(1, int(baseline.params.get("parameter_count", 1)))
-    return (
-        f"{intro}, {abs(difference):.2f} percentage points {'above' if difference >= 0 else 'below'} the baseline's "
-        f"{percent(baseline.metrics['final_test_acc'])}, with {ratio:.2f} times its parameters and "
-        f"{champion.metrics['train_time_s']:.1f} s of training against {baseline.metrics['train_time_s']:.1f} s."
+    comparison = (
+        _(", {points} percentage points above the baseline's {baseline}, with {ratio} times its parameters and {seconds} s of training against {baseline_seconds} s.")
+        if difference >= 0
+        else _(", {points} percentage points below the baseline's {baseline}, with {ratio} times its parameters and {seconds} s of training against {baseline_seconds} s.")
     )
+    return intro + comparison.format(
+        points=f"{abs(difference):.2f}", baseline=percent(baseline.metrics["final_test_acc"]), ratio=f"{ratio:.2f}",
+        seconds=f"{champion.metrics['train_time_s']:.1f}", baseline_seconds=f"{baseline.metrics['train_time_s']:.1f}",
+    )  # fmt: skip
 
 
 @SECTION.output
@@ -203,9 +229,10 @@ def champion(store: Store, run: StoredRun) -> Markdown:
     """Champion against baseline: test accuracy, parameters, training time."""
     champion_id = run.tags.get("anncore.champion_run_id")
     if not champion_id:
-        return Markdown("No champion was trained: no trial completed.\n")
+        return Markdown(_("No champion was trained: no trial completed.") + "\n")
     best = store.run_by_id("sweep", champion_id)
     baseline = BASELINE.run()
-    rows = [_model_row("champion", best)] + ([_model_row("baseline", baseline)] if baseline else [])
-    table = SECTION.table(pd.DataFrame(rows), "Champion against baseline on the test set", [best, *([baseline] if baseline else [])])
+    rows = [_model_row(_("champion"), best)] + ([_model_row(_("baseline"), baseline)] if baseline else [])
+    runs = [best, *([baseline] if baseline else [])]
+    table = SECTION.table(pd.DataFrame(rows), _("Champion against baseline on the test set"), runs)
     return Markdown(champion_sentence(best, baseline) + "\n\n" + table.data)
