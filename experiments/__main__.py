@@ -110,5 +110,10 @@ def exit_promptly(status: int) -> None:
     sys.exit(status)
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+    """The ``anncore-experiments`` console script: :func:`main`, then :func:`exit_promptly`."""
     exit_promptly(main())
+
+
+if __name__ == "__main__":
+    console_main()

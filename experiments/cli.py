@@ -217,7 +217,7 @@ def build_parser() -> OneLineArgumentParser:
     sweep.add_argument("--study-name", type=study_name, help="Optuna study to create or continue "
                        "(default fashion-mnist, fashion-mnist-quick with --quick)")
     sweep.add_argument("--storage", type=storage_url, help="Optuna storage: sqlite:///path/optuna.db or "
-                       "postgresql+psycopg://user:password@host:port/db (default: optuna.db next to the MLflow store)")
+                       "postgresql+psycopg://user:password@host:port/db (default: optuna.db next to an SQLite MLflow store; with a tracking server, ~/.local/share/anncore/optuna-<host>-<port>.db)")
     sweep.add_argument("--workers", type=worker_count, help="local worker processes sharing the study (default 1)")
 
     rerun = commands.add_parser("rerun", help="a new run with the logged parameters of an old one")

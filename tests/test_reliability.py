@@ -40,6 +40,7 @@ import anncore.trainer as trainer
 from experiments.studies import EXPERIMENT_NAMES
 from tests.idx_files import write_fashion_mnist
 from tests.mlflow_processes import free_port, run_cli, running_mlflow_server
+from experiments.studies.sweep import QUICK_TRIALS
 
 REPO = Path(__file__).resolve().parent.parent
 TIMING_METRICS = {"epoch_time_s", "samples_per_sec", "eval_time_s", "train_time_s"}
@@ -526,14 +527,18 @@ def test_whole_suite_logs_to_a_real_tracking_server(tracking_server, tiny_fashio
     url = tracking_server["url"]
     command = [sys.executable, "-m", "experiments", "run", "all", "--quick", "--no-progress",
                "--data-dir", str(tiny_fashion_root), "--tracking-uri", url]
-    result = subprocess.run(command, capture_output=True, text=True, env=subprocess_env(), cwd=tmp_path, timeout=540)
+    # With a tracking server the sweep keeps its Optuna study in the user's data folder.
+    env = {**subprocess_env(), "XDG_DATA_HOME": str(tmp_path / "data-home")}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=540)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
+    assert [p.name for p in (tmp_path / "data-home" / "anncore").iterdir()] == [f"optuna-{url.split('//')[1].replace(':', '-')}.db"]
 
     backend = tracking_server["backend"]  # read the server's own database directly
     for name in EXPERIMENT_NAMES:
         runs = runs_of(backend, name)
-        expected = 1 + STUDY_ARMS.get(name, 0)
+        # The sweep: its parent, one child per --quick trial, and the champion's retraining.
+        expected = 1 + QUICK_TRIALS + 1 if name == "sweep" else 1 + STUDY_ARMS.get(name, 0)
         assert len(runs) == expected and {r.info.status for r in runs} == {"FINISHED"}, name
     [baseline] = runs_of(backend, "baseline")
     assert sorted(steps(backend, baseline, "test_acc")) == [1, 2]

@@ -79,14 +79,25 @@ def redacted(url: str) -> str:
 
 
 def default_storage_url(tracking_uri: str) -> str:
-    """``sqlite:///<folder of the MLflow database>/optuna.db``; for a tracking server, ``./mlruns/optuna.db``."""
-    from experiments.tracking.store import STORE_DIR, sqlite_database_path
+    """Where a study lives when ``--storage`` is not given.
+
+    Beside an SQLite MLflow store: ``optuna.db`` in the database's folder (``mlruns/optuna.db``
+    for the default store). With a tracking server there is no such folder, and the current one
+    must stay clean, so the study goes to the user's data folder, one file per server:
+    ``$XDG_DATA_HOME/anncore/optuna-<host>-<port>.db`` (``~/.local/share/...`` by default). To
+    share a search between machines, pass the class server's PostgreSQL database as ``--storage``.
+    """
+    import os
+
+    from experiments.tracking.store import sqlite_database_path
 
     if tracking_uri.startswith("sqlite:///"):
-        folder = sqlite_database_path(tracking_uri).parent
-    else:
-        folder = Path.cwd() / STORE_DIR
-    return f"sqlite:///{folder / STUDY_DB}"
+        return f"sqlite:///{sqlite_database_path(tracking_uri).parent / STUDY_DB}"
+    server = re.sub(r"[^A-Za-z0-9.]+", "-", urlsplit(tracking_uri).netloc.rsplit("@", 1)[-1]).strip("-") or "server"
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    folder = data_home / "anncore"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / f'optuna-{server}.db'}"
 
 
 def _engine_kwargs(url: str) -> dict[str, object]:

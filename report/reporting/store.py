@@ -243,8 +243,15 @@ class Store:
         run_command(name)  # validates the name
         if self._client is None:
             return None
-        experiment = self._client.get_experiment_by_name(EXPERIMENT_PREFIX + name)
-        return experiment.experiment_id if experiment else None
+        # On a class server with accounts a student's runs are in anncore-<name>/<user>: the
+        # report shows that user's own when there are any, else the shared experiment's.
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        names = ([f"{EXPERIMENT_PREFIX}{name}/{user}"] if user and self.tracking_uri.startswith("http") else [])
+        for full_name in [*names, EXPERIMENT_PREFIX + name]:
+            experiment = self._client.get_experiment_by_name(full_name)
+            if experiment:
+                return experiment.experiment_id
+        return None
 
     def latest_finished_run(self, name: str) -> StoredRun | None:
         """Return the most recently started finished top-level run of study ``name``, or None.
