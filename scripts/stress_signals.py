@@ -25,6 +25,7 @@ RUNNING or wrongly marked.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import random
@@ -162,7 +163,7 @@ def one_trial(number: int, kind: str, args: argparse.Namespace, template: Path, 
     exited: list[float] = []
     ended_s = time_until_no_run_is_running(database, process, sent, args.hang_after, exited)
     if args.dump_after is not None:  # diagnostics: what is it doing this long after the signal?
-        with __import__("contextlib").suppress(subprocess.TimeoutExpired):
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=args.dump_after)
         if process.poll() is None:
             process.send_signal(signal.SIGUSR1)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import io
 import math
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -240,10 +242,20 @@ def test_callback_exceptions_propagate(synthetic) -> None:
     assert seen == [1, 2]
 
 
-def test_progress_bar_shows_epoch_batch_and_loss(synthetic, capsys: pytest.CaptureFixture) -> None:
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal: the trainer draws bars only on one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_shows_epoch_batch_and_loss(synthetic, capsys: pytest.CaptureFixture, monkeypatch) -> None:
     train_data, test_data = synthetic
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     train(CustomANN([2, 4]), train_data, test_data, TrainConfig(epochs=2, batch_size=8, device="cpu"))
-    err = capsys.readouterr().err
+    monkeypatch.undo()
+    err = terminal.getvalue()
     assert "epoch 1/2" in err and "epoch 2/2" in err
     assert "50/50" in err and "loss=" in err
     train(CustomANN([2, 4]), train_data, test_data, quiet(epochs=1, batch_size=8))
