@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +16,7 @@ import pytest
 import requests
 
 from experiments.__main__ import main
+from experiments.server.class_server import stop_process_group
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -64,10 +63,4 @@ def running_mlflow_server(
             time.sleep(0.5)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, timeout_s=20)

@@ -25,6 +25,7 @@ from experiments.settings import RunSettings
 from experiments.tracking import datasets
 from experiments.tracking.optuna_storage import GRACE_PERIOD_S
 from experiments.tracking.registry import REGISTERED_MODEL
+from experiments.server.class_server import stop_process_group
 from tests.mlflow_processes import free_port, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -303,13 +304,7 @@ def test_the_champion_is_served_over_http(tiny_sweep) -> None:
         local = np.asarray(mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@champion").predict(image))
         assert served.shape == (1, 10) and served.argmax() == local.argmax()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process_group(server, timeout_s=20)
 
 
 def test_the_report_section_is_computed_from_the_runs(tiny_sweep, tmp_path, monkeypatch) -> None:

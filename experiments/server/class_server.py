@@ -252,6 +252,17 @@ def _is_zombie(pid: int | None) -> bool:
     return False
 
 
+def stop_process_group(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM the session ``process`` leads (started with ``start_new_session=True``), SIGKILL after ``timeout_s``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _stop_mlflow(pid: int) -> None:
     """SIGTERM uvicorn's supervisor (a child of ``mlflow server``), which stops its workers cleanly.
 

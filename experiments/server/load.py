@@ -14,7 +14,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -30,6 +29,7 @@ from typing import Iterator, Sequence
 
 from experiments.cli import OneLineArgumentParser, experiment_name
 from experiments.settings import UserInputError
+from experiments.server.class_server import stop_process_group
 
 DEFAULT_CLIENTS = 8
 CLIENT_TIMEOUT_S = 3600
@@ -162,7 +162,6 @@ def postgresql_server(folder: Path, workers: int) -> Iterator[str]:
 @contextlib.contextmanager
 def sqlite_server(folder: Path, workers: int) -> Iterator[str]:
     """``mlflow server`` over a new SQLite file in ``folder``, same options otherwise; stopped afterwards."""
-    import signal
 
     from experiments.server import class_server
 
@@ -184,13 +183,7 @@ def sqlite_server(folder: Path, workers: int) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, timeout_s=30)
 
 
 def load_test(url: str, label: str, clients: int, experiments: Sequence[str], data_dir: Path) -> dict:
