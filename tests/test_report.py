@@ -12,7 +12,6 @@ import base64
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import mlflow
@@ -344,8 +343,7 @@ def titles_in(spec) -> list[str]:
 
 def test_charts_use_reader_facing_titles_and_the_tables_arm_names(full_report) -> None:
     specs = chart_specs(full_report)
-    # The sweep's charts name Optuna's search-space parameters as the sweep command spells them.
-    for div_id, spec in [(div_id, spec) for div_id, spec in specs.items() if not div_id.startswith("sweep-")]:
+    for div_id, spec in specs.items():
         for title in titles_in(spec.get("hconcat", spec.get("layer", spec))) + titles_in(spec.get("spec", {})):
             assert "_" not in title and title not in ("arm", "final test acc"), (div_id, title)
     comparison = specs["activation-study-comparison"]

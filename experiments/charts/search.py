@@ -10,10 +10,19 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from experiments.charts.i18n import SOURCE_LANGUAGE, translator
+from experiments.charts.i18n import N_, SOURCE_LANGUAGE, translator
 from experiments.charts.inline_data import inline_data, require_columns
 
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728"}
+# Reader-facing axis titles of the searched parameters (the sweep's names for them are identifiers).
+PARAMETER_TITLES = {
+    "n_hidden_layers": N_("number of hidden layers"),
+    "width_1": N_("width of the first hidden layer"),
+    "activation": N_("activation"),
+    "dropout": N_("dropout rate"),
+    "learning_rate": N_("learning rate"),
+    "batch_size": N_("batch size"),
+}
 
 
 def _points(table: pd.DataFrame) -> pd.DataFrame:
@@ -98,15 +107,18 @@ def parameter_panels(
     panels = []
     for name in parameters:
         column = f"param_{name}"
+        axis_title = _(PARAMETER_TITLES.get(name, name.replace("_", " ")))
         numeric = pd.api.types.is_numeric_dtype(points[column]) and points[column].nunique() > 3
         scale = alt.Scale(type="log") if name == "learning_rate" else alt.Scale(zero=False)
-        x = alt.X(f"{column}:Q", title=name, scale=scale) if numeric else alt.X(f"{column}:N", title=name, axis=alt.Axis(labelAngle=0))
+        many_labels = points[column].nunique() > 3  # e.g. five activations: slanted so they do not overlap
+        x = (alt.X(f"{column}:Q", title=axis_title, scale=scale) if numeric
+             else alt.X(f"{column}:N", title=axis_title, axis=alt.Axis(labelAngle=-35 if many_labels else 0)))
         panels.append(
             alt.Chart(inline_data(points[points[column].notna()])).mark_point(filled=True, size=40).encode(
                 x=x,
                 y=alt.Y("accuracy:Q", title=_("validation accuracy"), axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
                 color=_state_color(_("trial state")),
-                tooltip=[alt.Tooltip("number:Q", title=_("trial")), alt.Tooltip(f"{column}:N", title=name),
+                tooltip=[alt.Tooltip("number:Q", title=_("trial")), alt.Tooltip(f"{column}:N", title=axis_title),
                          alt.Tooltip("accuracy:Q", title=_("validation accuracy"), format=".2%")],
             ).properties(width=170, height=140)
         )
