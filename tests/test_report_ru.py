@@ -10,11 +10,9 @@ message the helpers and chart builders use has a Russian translation with the sa
 
 from __future__ import annotations
 
-import base64
 import collections
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from anncore.worked_examples import notebook_discrepancies
 from experiments.charts import i18n as chart_i18n
 from experiments.studies import DESCRIPTIONS
 from reporting import i18n
+from tests.quarto_formats import document_markdown, typst_build_dir
 from tests.qmd_notebook import cells_by_label, outputs_of, select_content, split_front_matter
 from tests.report_runs import INDEX, REPO, REPORT
 
@@ -265,30 +264,6 @@ def test_ru_profile_config() -> None:
     assert base["execute"]["daemon"] is False  # each render's kernel sees its own QUARTO_PROFILE
 
 
-def typst_markdown(notebook, build: Path) -> str:
-    """The Markdown Quarto hands pandoc for the typst format: Markdown cells as written, and per display
-    output its Markdown, else its PNG (written under ``build``), as Quarto's MIME order for non-HTML formats
-    takes them; the chart PNGs a chunk wrote under report/_chart_images/ are copied beside it."""
-    if (REPORT / "_chart_images").is_dir():
-        shutil.copytree(REPORT / "_chart_images", build / "_chart_images", dirs_exist_ok=True)
-    parts = []
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "markdown":
-            parts.append(cell.source)
-            continue
-        if cell.metadata.get("options", {}).get("include") is False:
-            continue
-        for number, output in enumerate(cell.get("outputs", [])):
-            data = output.get("data", {})
-            if "text/markdown" in data:
-                parts.append("".join(data["text/markdown"]))
-            elif "image/png" in data:
-                image = build / f"cell-{index}-{number}.png"
-                image.write_bytes(base64.b64decode("".join(data["image/png"])))
-                parts.append(f"![]({image.name})")
-    return "\n\n".join(parts) + "\n"
-
-
 @pytest.fixture(scope="module")
 def pdfs(full_report, full_report_ru, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Each edition as Quarto hands it to pandoc for typst, conditional content resolved, compiled."""
@@ -298,7 +273,7 @@ def pdfs(full_report, full_report_ru, tmp_path_factory: pytest.TempPathFactory) 
     for lang, notebook in (("en", full_report), ("ru", full_report_ru)):
         build = tmp_path_factory.mktemp(f"pdf-{lang}")
         config = yaml.safe_load((REPORT / ("_quarto-ru.yml" if lang == "ru" else "_quarto.yml")).read_text())
-        document = select_content(pandoc_ast(typst_markdown(notebook, build)), {lang} - {"en"}, "typst")
+        document = select_content(pandoc_ast(document_markdown(notebook, "typst", typst_build_dir(REPORT, build))), {lang} - {"en"}, "typst")
         font = config.get("format", {}).get("typst", {}).get("mainfont", "Libertinus Serif")
         extra = ["--standalone", "-M", f"title={config['title']}", "-M", f"lang={lang}", "-V", f"mainfont={font}"]
         typ = build / "index.typ"
