@@ -88,6 +88,14 @@ def runs_in(url: str, experiment_name: str):
 
 # --- the server ------------------------------------------------------------------------------
 
+def _command_line(pid: str) -> str:
+    """Process ``pid``'s command line, or "" when it ended while /proc was being read."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:  # ProcessLookupError, FileNotFoundError: the process is gone
+        return ""
+
+
 def test_the_server_keeps_its_runs_in_postgresql_and_no_secret_anywhere(server):
     import psycopg
 
@@ -107,8 +115,7 @@ def test_the_server_keeps_its_runs_in_postgresql_and_no_secret_anywhere(server):
     folder = server["folder"]
     texts = [(folder / "basic_auth.ini").read_text(), (folder / "logs" / "mlflow.log").read_text(),
              (folder / "logs" / "postgresql.log").read_text(), (folder / "server.json").read_text()]
-    texts += [Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-              for pid in os.listdir("/proc") if pid.isdigit() and Path(f"/proc/{pid}/cmdline").exists()]
+    texts += [command_line for pid in os.listdir("/proc") if pid.isdigit() and (command_line := _command_line(pid))]
     for secret in (ADMIN_PASSWORD, cluster.password(), *STUDENTS.values()):
         assert not any(secret in text for text in texts)
     assert "default_permission = READ" in texts[0]

@@ -119,7 +119,8 @@ def summarise(label: str, url: str, clients: int, outcome: dict) -> dict:
         "write_p95_ms": 1000 * percentile(writes, 0.95),
         "call_p50_ms": 1000 * percentile([call[2] for call in api], 0.50),
         "call_p95_ms": 1000 * percentile([call[2] for call in api], 0.95),
-        "failed_clients": [record["log_tail"] for record in records if record["returncode"] != 0],
+        "failed_clients": [f"exit status {record['returncode']} (command returned {record.get('status')}):\n{record['log_tail']}"
+                           for record in records if record["returncode"] != 0],
     }
 
 
