@@ -50,9 +50,19 @@ def find_or_create_parent(settings: RunSettings, study, params: Mapping[str, obj
     import mlflow
 
     client = mlflow.MlflowClient()
-    known = study.user_attrs.get(PARENT_RUN_ATTR)
-    if _parent_exists(client, known):
-        return known
+    # On one machine the lock makes find-or-create atomic; across machines (PostgreSQL storage)
+    # the read-back below decides.
+    with store.host_lock(f"sweep-parent {mlflow.get_tracking_uri()} {study.study_name}"):
+        known = study.user_attrs.get(PARENT_RUN_ATTR)
+        if _parent_exists(client, known):
+            return known
+        return _create_parent(client, settings, study, params)
+
+
+def _create_parent(client, settings: RunSettings, study, params: Mapping[str, object]) -> str:
+    """Create the study's parent run and record it on the study; the id that won if two were made at once."""
+    import mlflow
+
     experiment_id = store.get_or_create_experiment(EXPERIMENT, mlflow.get_tracking_uri())
     tags = {**runs._run_tags(settings, EXPERIMENT, "parent", None, None), STUDY_TAG: study.study_name}
     run = store.with_retry(client.create_run, experiment_id, run_name=f"sweep-{study.study_name}", tags=tags)

@@ -373,9 +373,13 @@ def restored_tracking_uri() -> Iterator[None]:
 
 
 @contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
-    """Serialise first-time setup of one SQLite store across processes (schema migrations race)."""
-    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+def host_lock(key: str) -> Iterator[None]:
+    """Serialise a find-or-create step across the processes of this machine, one lock per ``key``.
+
+    Used for the first-time setup of an SQLite store (schema migrations race) and for a sweep's
+    parent run (two suites starting one study at once would each create one).
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     with open(Path(tempfile.gettempdir()) / f"anncore-store-{digest}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -410,7 +414,7 @@ def connect(uri: str) -> None:
     if database.is_dir():
         raise UserInputError(f"tracking URI {uri!r} names a folder; accepted: a database file such as mlflow.db")
     mlflow.set_tracking_uri(uri)
-    with _store_lock(uri):
+    with host_lock(uri):
         try:
             with_retry(mlflow.MlflowClient().search_experiments, max_results=1)
         except Exception as error:
