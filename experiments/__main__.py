@@ -19,10 +19,11 @@ import signal
 import sys
 from pathlib import Path
 
+from experiments.arguments import command_main
 from experiments.cli import parse_args, print_experiment_list
-from experiments.settings import UserInputError
+from experiments.settings import CustomOptions, RunSettings, SweepOptions, UserInputError
 from experiments.studies import EXPERIMENT_NAMES
-from experiments.settings import RunSettings
+from experiments.tracking.signals import Terminated, sigterm_raises
 
 DEFAULT_DATA_DIR = Path("data")
 
@@ -38,17 +39,10 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         download=args.data_dir is None,  # only the default ./data is downloaded into
         quick=bool(args.quick),
         progress=args.progress,
-        hidden_sizes=args.hidden_sizes or defaults.hidden_sizes,
-        dropout=defaults.dropout if args.dropout is None else args.dropout,
-        learning_rate=args.lr or defaults.learning_rate,
-        activation=args.activation or defaults.activation,
+        custom=CustomOptions.from_args(args),
         target_accuracy=args.target_accuracy or defaults.target_accuracy,
         project_run_id=getattr(args, "project_run_id", None),
-        trials=getattr(args, "trials", None),
-        timeout_s=getattr(args, "timeout", None),
-        study_name=getattr(args, "study_name", None),
-        storage=getattr(args, "storage", None),
-        workers=getattr(args, "workers", None) or defaults.workers,
+        sweep=SweepOptions.from_args(args),
     )
 
 
@@ -64,10 +58,11 @@ def dump_stacks_on_sigusr1() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (2 for bad input, with one ``error:`` line)."""
     dump_stacks_on_sigusr1()
-    try:
-        args = parse_args(argv)
-    except SystemExit as exit_request:  # argparse: --help (0) or a usage error (2)
-        return int(exit_request.code or 0)
+    return command_main(parse_args, run_command, argv)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command (``list``, ``run``, ``rerun``, ``cleanup``); its exit status."""
     if args.command == "list":
         print_experiment_list()
         return 0
@@ -79,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     # would make our first mlflow.start_run resume it; our runs carry its id as a tag instead.
     args.project_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
-        with suite.sigterm_raises():  # SIGTERM ends the command like Ctrl-C from the start (status 143)
+        with sigterm_raises():  # SIGTERM ends the command like Ctrl-C from the start (status 143)
             uri = store.resolve_tracking_uri(args.tracking_uri)
             if args.command == "rerun":
                 return rerun.rerun(args.run_id, args, uri)
@@ -89,12 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                 return cleanup_command(args, uri)
             names = list(EXPERIMENT_NAMES) if args.names == ["all"] else list(dict.fromkeys(args.names))
             return suite.run_suite(names, settings_from_args(args), uri)
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as interruption:  # outside any run (runs end KILLED themselves)
         print("interrupted", file=sys.stderr)
-        return suite.EXIT_TERMINATED if isinstance(interruption, suite.Terminated) else suite.EXIT_INTERRUPTED
+        return suite.EXIT_TERMINATED if isinstance(interruption, Terminated) else suite.EXIT_INTERRUPTED
 
 
 def exit_promptly(status: int) -> None:

@@ -8,12 +8,15 @@ types is ever evaluated. Parse errors print one ``error: ...`` line and exit wit
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
-from typing import NoReturn
 
+from experiments.arguments import OneLineArgumentParser, integer, ranged_float, ranged_int
+from experiments.search import plan as search_plan
+from experiments.search import storage as search_storage
+from experiments.settings import CustomOptions, RunSettings, SweepOptions
 from experiments.studies import DESCRIPTIONS, EXPERIMENT_NAMES
+from experiments.tracking import liveness
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_EPOCHS = 10_000
@@ -22,28 +25,14 @@ MAX_LAYER_WIDTH = 100_000
 MAX_TRIALS = 100_000
 MAX_WORKERS = 64
 
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one ``error: ...`` line on stderr and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}\n")
-
-
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text.strip(), 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; {what}") from None
-
-
-def positive_int(text: str) -> int:
-    """An integer in 1..``MAX_EPOCHS`` (epochs)."""
-    accepted = f"accepted: an integer from 1 to {MAX_EPOCHS}"
-    value = _int(text, accepted)
-    if not 1 <= value <= MAX_EPOCHS:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range; {accepted}")
-    return value
+# The options' types: each returns a clean value or raises ArgumentTypeError naming what is accepted.
+positive_int = ranged_int(1, MAX_EPOCHS, f"accepted: an integer from 1 to {MAX_EPOCHS}")
+trial_count = ranged_int(1, MAX_TRIALS, f"accepted: a number of trials from 1 to {MAX_TRIALS}")
+worker_count = ranged_int(1, MAX_WORKERS, f"accepted: a number of worker processes from 1 to {MAX_WORKERS}")
+dropout_rate = ranged_float("accepted: a dropout probability p with 0 <= p < 1", at_least=0.0, below=1.0)
+learning_rate = ranged_float("accepted: a learning rate greater than 0, such as 0.001", above=0.0)
+accuracy_fraction = ranged_float("accepted: a fraction a with 0 < a <= 1, such as 0.8", above=0.0, at_most=1.0)
+timeout_seconds = ranged_float("accepted: a number of seconds greater than 0, such as 600", above=0.0)
 
 
 def _int_list(text: str, what: str, low: int, high: int) -> tuple[int, ...]:
@@ -51,7 +40,7 @@ def _int_list(text: str, what: str, low: int, high: int) -> tuple[int, ...]:
     parts = text.split(",")
     if any(part.strip() == "" for part in parts):
         raise argparse.ArgumentTypeError(f"{text!r} has an empty item; {accepted}")
-    values = tuple(_int(part, accepted) for part in parts)
+    values = tuple(integer(part, accepted) for part in parts)
     bad = [v for v in values if not low <= v <= high]
     if bad:
         raise argparse.ArgumentTypeError(f"{text!r}: {bad[0]} is out of range; {accepted}")
@@ -71,43 +60,6 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
     return _int_list(text, "hidden layer widths such as 512,256", 1, MAX_LAYER_WIDTH)
 
 
-def _finite_float(text: str, accepted: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; {accepted}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not finite; {accepted}")
-    return value
-
-
-def dropout_rate(text: str) -> float:
-    """A dropout probability in [0, 1)."""
-    accepted = "accepted: a dropout probability p with 0 <= p < 1"
-    value = _finite_float(text, accepted)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range; {accepted}")
-    return value
-
-
-def learning_rate(text: str) -> float:
-    """A learning rate: a finite number > 0."""
-    accepted = "accepted: a learning rate greater than 0, such as 0.001"
-    value = _finite_float(text, accepted)
-    if value <= 0.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not positive; {accepted}")
-    return value
-
-
-def accuracy_fraction(text: str) -> float:
-    """A target accuracy in (0, 1]."""
-    accepted = "accepted: a fraction a with 0 < a <= 1, such as 0.8"
-    value = _finite_float(text, accepted)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range; {accepted}")
-    return value
-
-
 def hidden_activation(text: str) -> str:
     """An elementwise activation name from ``anncore.activations`` (softmax is not a hidden activation)."""
     from anncore.activations import ACTIVATION_NAMES  # imports torch: only when the option is used
@@ -118,45 +70,14 @@ def hidden_activation(text: str) -> str:
     return text
 
 
-def trial_count(text: str) -> int:
-    """A number of sweep trials: an integer in 1..``MAX_TRIALS``."""
-    accepted = f"accepted: a number of trials from 1 to {MAX_TRIALS}"
-    value = _int(text, accepted)
-    if not 1 <= value <= MAX_TRIALS:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range; {accepted}")
-    return value
-
-
-def timeout_seconds(text: str) -> float:
-    """A time budget in seconds: a finite number > 0."""
-    accepted = "accepted: a number of seconds greater than 0, such as 600"
-    value = _finite_float(text, accepted)
-    if value <= 0.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not positive; {accepted}")
-    return value
-
-
-def worker_count(text: str) -> int:
-    """Local worker processes: an integer in 1..``MAX_WORKERS``."""
-    accepted = f"accepted: a number of worker processes from 1 to {MAX_WORKERS}"
-    value = _int(text, accepted)
-    if not 1 <= value <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range; {accepted}")
-    return value
-
-
 def study_name(text: str) -> str:
     """An Optuna study name: letters, digits, ``.``, ``_`` and ``-``."""
-    from experiments.tracking.optuna_storage import check_study_name
-
-    return _checked(check_study_name, text)
+    return _checked(search_storage.check_study_name, text)
 
 
 def storage_url(text: str) -> str:
     """An Optuna storage URL with a supported scheme (the database is contacted later)."""
-    from experiments.tracking.optuna_storage import check_storage_url
-
-    return _checked(check_storage_url, text)
+    return _checked(search_storage.check_storage_url, text)
 
 
 def _checked(check, text: str) -> str:
@@ -187,6 +108,16 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=True, help="hide progress bars")
 
 
+def _add_custom_options(custom: argparse._ArgumentGroup) -> None:
+    defaults = CustomOptions()
+    custom.add_argument("--hidden-sizes", type=hidden_sizes,
+                        help=f"hidden layer widths (default {','.join(map(str, defaults.hidden_sizes))})")
+    custom.add_argument("--dropout", type=dropout_rate, help=f"dropout probability in [0, 1) (default {defaults.dropout})")
+    custom.add_argument("--lr", type=learning_rate, help=f"Adam learning rate (default {defaults.learning_rate})")
+    custom.add_argument("--activation", type=hidden_activation,
+                        help=f"sigmoid, tanh, relu, leaky_relu, elu or identity (default {defaults.activation})")
+
+
 def build_parser() -> OneLineArgumentParser:
     """Build the ``python -m experiments`` argument parser."""
     parser = OneLineArgumentParser(
@@ -201,35 +132,31 @@ def build_parser() -> OneLineArgumentParser:
                               epilog="experiments: " + ", ".join(EXPERIMENT_NAMES))
     run.add_argument("names", nargs="+", type=experiment_name, metavar="NAME", help="experiment names, or all")
     _add_common_options(run)
-    custom = run.add_argument_group("custom experiment")
-    custom.add_argument("--hidden-sizes", type=hidden_sizes, help="hidden layer widths, e.g. 512,256 (default)")
-    custom.add_argument("--dropout", type=dropout_rate, help="dropout probability in [0, 1) (default 0.3)")
-    custom.add_argument("--lr", type=learning_rate, help="Adam learning rate (default 0.001)")
-    custom.add_argument("--activation", type=hidden_activation,
-                        help="relu (default), sigmoid, tanh, leaky_relu, elu or identity")
+    _add_custom_options(run.add_argument_group("custom experiment"))
     study = run.add_argument_group("activation_study")
-    study.add_argument("--target-accuracy", type=accuracy_fraction, help="test accuracy to count epochs to (default 0.8)")
+    study.add_argument("--target-accuracy", type=accuracy_fraction,
+                       help=f"test accuracy to count epochs to (default {RunSettings.target_accuracy})")
     sweep = run.add_argument_group("sweep (architecture search)")
     sweep.add_argument("--trials", type=trial_count, help="trials this invocation adds to the study "
-                       "(default 12, 4 with --quick)")
+                       f"(default {search_plan.DEFAULT_TRIALS}, {search_plan.QUICK_TRIALS} with --quick)")
     sweep.add_argument("--timeout", type=timeout_seconds, help="start no trial after this many seconds "
-                       "(default 150 when --trials is not given either, else none)")
+                       f"(default {search_plan.DEFAULT_TIMEOUT_S:g} when --trials is not given either, else none)")
     sweep.add_argument("--study-name", type=study_name, help="Optuna study to create or continue "
-                       "(default fashion-mnist, fashion-mnist-quick with --quick)")
+                       f"(default {search_plan.DEFAULT_STUDY_NAME}, {search_plan.DEFAULT_STUDY_NAME}-quick with --quick)")
     sweep.add_argument("--storage", type=storage_url, help="Optuna storage: sqlite:///path/optuna.db or "
                        "postgresql+psycopg://user:password@host:port/db (default: optuna.db next to an SQLite MLflow store; with a tracking server, ~/.local/share/anncore/optuna-<host>-<port>.db)")
-    sweep.add_argument("--workers", type=worker_count, help="local worker processes sharing the study (default 1)")
+    sweep.add_argument("--workers", type=worker_count,
+                       help=f"local worker processes sharing the study (default {SweepOptions.workers})")
 
     rerun = commands.add_parser("rerun", help="a new run with the logged parameters of an old one")
     rerun.add_argument("run_id", metavar="RUN_ID", help="id of the run to rerun (see the MLflow UI)")
     _add_common_options(rerun)
 
-    from experiments.tracking.liveness import stale_after_seconds
-
     cleanup = commands.add_parser("cleanup", help="end KILLED the runs whose process died (left RUNNING)")
     cleanup.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
-    cleanup.add_argument("--stale-after", type=stale_after_seconds, default=900.0, metavar="SECONDS",
-                         help="runs of other hosts count as dead after this long without a heartbeat (default 900)")
+    cleanup.add_argument("--stale-after", type=liveness.stale_after_seconds, default=liveness.DEFAULT_STALE_AFTER_S,
+                         metavar="SECONDS", help="runs of other hosts count as dead after this long without a heartbeat "
+                         f"(default {liveness.DEFAULT_STALE_AFTER_S:g})")
     cleanup.add_argument("--this-host-only", action="store_true", help="only runs of this host (checked by pid)")
     cleanup.add_argument("--dry-run", action="store_true", help="list them, change nothing")
     return parser

@@ -1,7 +1,8 @@
 """``rerun RUN_ID``: a new run of the same experiment from the logged parameters of an old one.
 
 The experiment comes from the old run's ``anncore.experiment`` tag; epochs, seeds, device,
-quick and the ``custom`` architecture from its params. Rerunning a child run of a study reruns
+quick and the ``custom`` architecture from its params; a sweep parent's study, storage, budget
+and workers from its ``anncore.sweep_options`` tag (so its rerun continues that study). Rerunning a child run of a study reruns
 that one arm and seed (under a new parent). The new runs are tagged ``anncore.rerun_of``.
 Options given on the command line (``--device``, ``--epochs``...) override the logged ones;
 the dataset must have the checksum the old run logged.
@@ -14,9 +15,8 @@ from pathlib import Path
 
 from experiments import suite
 from experiments.tracking import datasets, store
-from experiments.settings import UserInputError
+from experiments.settings import SWEEP_OPTIONS_TAG, CustomOptions, RunSettings, SweepOptions, UserInputError
 from experiments.studies import EXPERIMENT_NAMES, get_experiment
-from experiments.settings import RunSettings
 
 
 def _find_run(run_id: str, uri: str):
@@ -61,16 +61,25 @@ def settings_for_rerun(run, args: argparse.Namespace) -> tuple[str, RunSettings]
         download=args.data_dir is None,
         quick=args.quick if args.quick is not None else params.get("quick") == "true",
         progress=args.progress,
-        hidden_sizes=_ints(params["hidden_sizes"]) if "hidden_sizes" in params else defaults.hidden_sizes,
-        dropout=float(params.get("dropout_rate", defaults.dropout)),
-        learning_rate=float(params.get("learning_rate", defaults.learning_rate)),
-        activation=params.get("activation", defaults.activation),
+        custom=CustomOptions.from_params(params) if name == "custom" else defaults.custom,
         target_accuracy=float(params.get("target_accuracy", defaults.target_accuracy)),
         arms=arms,
         rerun_of=run.info.run_id,
         project_run_id=getattr(args, "project_run_id", None),
+        sweep=sweep_options(run) if name == "sweep" and role == "parent" else defaults.sweep,
     )
     return name, settings
+
+
+def sweep_options(parent) -> SweepOptions:
+    """The sweep options of the last invocation that ran the study of ``parent`` (its ``anncore.sweep_options`` tag).
+
+    A parent made before the tag existed gives its study name (a param) and defaults otherwise.
+    """
+    logged = parent.data.tags.get(SWEEP_OPTIONS_TAG)
+    if logged is not None:
+        return SweepOptions.from_json(logged)
+    return SweepOptions(study_name=parent.data.params.get("study_name"))
 
 
 def check_same_dataset(run, settings: RunSettings, name: str) -> None:

@@ -11,26 +11,17 @@ Exit status: 0 all finished, 1 something failed, 130 interrupted (SIGINT), 143 t
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
-
+from typing import Sequence
 
 from experiments.tracking import datasets, liveness, store
-from experiments.settings import UserInputError
+from experiments.tracking.signals import Terminated, sigterm_raises
+from experiments.settings import RunSettings, UserInputError
 from experiments.studies import get_experiment
-from experiments.settings import RunSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 130, 143
-
-
-class Terminated(KeyboardInterrupt):
-    """Raised by the SIGTERM handler, so a terminated run ends KILLED like an interrupted one."""
 
 
 @dataclass
@@ -43,30 +34,6 @@ class SuiteRow:
     wall_time_s: float
     key_metric: str
     error: str = ""
-
-
-@contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """While active, SIGTERM raises :class:`Terminated` and Ctrl-C ``KeyboardInterrupt`` in the main thread.
-
-    A second SIGINT or SIGTERM, while the first one's runs are being ended KILLED, ends the
-    process at once (``store.second_signal_exits``). Ctrl-C is left alone where it is not
-    Python's default (ignored in a background job, say).
-    """
-
-    def handler(signum: int, frame: object) -> None:
-        store.Interrupts.stopping = True  # the runs are being ended: no more holding or waiting
-        raise Terminated("SIGTERM") if signum == signal.SIGTERM else KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():  # leave signals alone
-        yield
-        return
-    handled = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-    with contextlib.ExitStack() as restore:
-        restore.enter_context(store.second_signal_exits())
-        for signum in handled:
-            restore.callback(signal.signal, signum, signal.signal(signum, handler))
-        yield
 
 
 def preflight(names: Sequence[str], settings: RunSettings, uri: str) -> None:

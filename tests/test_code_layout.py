@@ -1,6 +1,7 @@
 """The code's layout stays what docs/architecture.md says: each report section calls only the helper
-modules that name it, every package is installed, anncore imports no MLflow/Altair/report code, and
-no function grows past about 60 lines."""
+modules that name it, every package is installed, anncore imports no MLflow/Altair/report code, the
+experiments' packages import only the layers below them (no circles, not even inside functions), no
+package imports another's private names, and no function grows past about 60 lines."""
 
 from __future__ import annotations
 
@@ -67,6 +68,100 @@ def test_the_layers_point_one_way() -> None:
         assert "mlflow" not in imported and "reporting" not in imported, path
     for path in (REPO / "experiments").rglob("*.py"):
         assert "reporting" not in _imports(path), f"{path} imports the report's helpers"
+
+
+# experiments' layers, bottom up: a module may import only from the groups below its own (so
+# tracking never imports the search or the studies, the studies never the suite, and no two
+# layers import each other). Top-level modules are layers of their own, packages one each.
+EXPERIMENT_LAYERS = (
+    {"settings"},
+    {"arguments"},
+    {"charts"},
+    {"tracking"},
+    {"search"},
+    {"studies"},
+    {"suite"},
+    {"rerun"},
+    {"cli"},
+    {"__main__", "__init__"},
+    {"benchmark", "server"},
+)
+
+
+def _layer(path: Path) -> str:
+    """The layer of a module under experiments/: its package, or its own name for a top-level module."""
+    parts = path.relative_to(REPO / "experiments").parts
+    return parts[0] if len(parts) > 1 else path.stem
+
+
+def _experiment_layers_imported(source: str) -> set[str]:
+    """The experiments layers ``source`` imports, at module level or inside functions alike."""
+    modules = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from experiments import suite` names the layer in the imported name
+            modules += [f"{node.module}.{alias.name}" if node.module == "experiments" else node.module for alias in node.names]
+    return {module.split(".")[1] for module in modules if module.startswith("experiments.")}
+
+
+def test_the_experiments_layers_import_only_downward() -> None:
+    rank = {name: position for position, group in enumerate(EXPERIMENT_LAYERS) for name in group}
+    upward = []
+    for path in (REPO / "experiments").rglob("*.py"):
+        layer = _layer(path)
+        assert layer in rank, f"{path.relative_to(REPO)}: layer {layer!r} is not in EXPERIMENT_LAYERS"
+        for imported in _experiment_layers_imported(path.read_text()) - {layer}:
+            if rank[imported] >= rank[layer]:
+                upward.append(f"{path.relative_to(REPO)} ({layer}) imports {imported}")
+    assert not upward, "imports against the layers:\n" + "\n".join(sorted(upward))
+
+
+def test_the_layer_check_sees_imports_inside_functions() -> None:
+    source = "def f():\n    from experiments.studies.sweep import run\n    import experiments.suite\n" \
+             "    from experiments import rerun\n"
+    assert _experiment_layers_imported(source) == {"studies", "suite", "rerun"}
+
+
+def _private_names_imported(path: Path, package_of) -> list[str]:
+    """``from pkg.mod import _name`` and ``mod._name`` where ``mod`` comes from another package than ``path``'s."""
+    tree = ast.parse(path.read_text())
+    own, found, bound = package_of(path), [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                if _private(alias.name) and package_of(node.module) != own:
+                    found.append(f"from {node.module} import {alias.name}")
+        elif isinstance(node, ast.Import):
+            bound |= {alias.asname or alias.name.split(".")[0]: alias.name for alias in node.names}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and _private(node.attr):
+            origin = bound.get(node.value.id, "")
+            if origin.startswith(("anncore", "experiments", "reporting")) and package_of(origin) != own:
+                found.append(f"{node.value.id}.{node.attr} ({origin})")
+    return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__") and name != "_"  # `_`: gettext, by convention
+
+
+def test_no_package_imports_another_packages_private_names() -> None:
+    def package_of(where: Path | str) -> str:
+        if isinstance(where, Path):
+            parts = where.relative_to(REPO).with_suffix("").parts
+            parts = parts[1:] if parts[0] == "report" else parts
+        else:
+            parts = tuple(where.split("."))
+        return ".".join(parts[:2]) if parts[0] == "experiments" and len(parts) > 2 else parts[0]
+
+    found = []
+    for folder in (REPO / "anncore", REPO / "experiments", REPORT / "reporting"):
+        for path in folder.rglob("*.py"):
+            found += [f"{path.relative_to(REPO)}: {name}" for name in _private_names_imported(path, package_of)]
+    assert not found, "private names used across packages:\n" + "\n".join(found)
 
 
 def test_no_function_is_longer_than_about_sixty_lines() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import socket
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -106,6 +108,24 @@ def test_run_all_finishes_every_experiment(store):
         assert {r.info.status for r in runs} == {"FINISHED"}, name
         assert all(r.data.tags["anncore.experiment"] == name for r in runs)
     assert summary.count("FINISHED") == len(EXPERIMENT_NAMES)
+
+
+def test_every_run_carries_its_process_and_a_heartbeat(store):
+    """Every run the suite made, the sweep's parent and trials included, says where it ran and that it lived."""
+    import psutil
+
+    started = psutil.Process(os.getpid()).create_time()  # run_cli runs the suite in this process
+    for name in EXPERIMENT_NAMES:
+        for run in runs_of(store, name):
+            tags, where = run.data.tags, (name, run.info.run_name)
+            assert tags["anncore.host"] == socket.gethostname(), where
+            assert int(tags["anncore.pid"]) == os.getpid(), where
+            assert abs(float(tags["anncore.process_start"]) - started) < 2.0, where
+            heartbeat = int(tags["anncore.heartbeat"])  # ms, between the run's start and its end
+            assert run.info.start_time - 1000 <= heartbeat <= run.info.end_time + 1000, where
+    sweep = runs_of(store, "sweep")
+    assert {r.data.tags["anncore.role"] for r in sweep} == {"parent", "child"}
+    assert sum("anncore.trial_number" in r.data.tags for r in sweep) >= 1
 
 
 def test_artifacts_live_next_to_the_database(store):

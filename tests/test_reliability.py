@@ -40,7 +40,7 @@ import anncore.trainer as trainer
 from experiments.studies import EXPERIMENT_NAMES
 from tests.idx_files import write_fashion_mnist
 from tests.mlflow_processes import free_port, run_cli, running_mlflow_server
-from experiments.studies.sweep import QUICK_TRIALS
+from experiments.search.plan import QUICK_TRIALS
 
 REPO = Path(__file__).resolve().parent.parent
 TIMING_METRICS = {"epoch_time_s", "samples_per_sec", "eval_time_s", "train_time_s"}

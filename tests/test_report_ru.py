@@ -65,13 +65,13 @@ def logged_texts() -> list[str]:
     """English texts that reach the report as data (descriptions, notes, labels) and are looked up by value."""
     from experiments.benchmark.pipelines import DESCRIPTIONS as PIPELINES
     from experiments.benchmark.profile import BETWEEN_OPERATORS, KINDS, OTHER_OPERATORS
-    from experiments.studies.sweep import SEARCH_SPACE
+    from experiments.search.space import SEARCH_SPACE
 
     texts = [*DESCRIPTIONS.values(), *(d.note for d in notebook_discrepancies()), "train", "test"]
     texts += [*PIPELINES.values(), *KINDS, OTHER_OPERATORS, BETWEEN_OPERATORS]
     texts += ["as loaded", "first N of the split", "split repeated cyclically up to N"]  # experiments/benchmark/cli.py
     texts += [row[key] for row in SEARCH_SPACE for key in ("distribution", "values")]
-    texts += ["fANOVA (optuna.importance), seeded"]  # experiments/tracking/search_summary.py
+    texts += ["fANOVA (optuna.importance), seeded"]  # experiments/search/summary.py
     return texts
 
 

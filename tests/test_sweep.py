@@ -23,7 +23,7 @@ import torch
 
 from experiments.settings import RunSettings
 from experiments.tracking import datasets
-from experiments.tracking.optuna_storage import GRACE_PERIOD_S
+from experiments.search.storage import GRACE_PERIOD_S
 from experiments.tracking.registry import REGISTERED_MODEL
 from experiments.server.class_server import stop_process_group
 from tests.mlflow_processes import free_port, run_cli
@@ -173,7 +173,7 @@ def test_test_set_is_evaluated_once_and_only_for_the_champion(tiny_sweep) -> Non
 
 
 def test_the_validation_split_never_overlaps_the_test_set(tiny_sweep) -> None:
-    from experiments.studies.sweep import validation_split
+    from experiments.search.split import validation_split
 
     data = tiny_sweep["data"]
     split = validation_split(data.train, seed=0)

@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -46,7 +45,8 @@ from experiments.benchmark.figures import (
 )
 from experiments.benchmark.pipelines import PIPELINES, BenchmarkSetup
 from experiments.benchmark.results import log_results, print_report
-from experiments.cli import DEVICES, OneLineArgumentParser, _int as parse_int
+from experiments.arguments import OneLineArgumentParser, command_main, ranged_int
+from experiments.cli import DEVICES
 from experiments.settings import UserInputError
 
 DEFAULT_EPOCHS = 5  # the notebook's; the first is the warm-up
@@ -56,14 +56,7 @@ QUICK_PEAK_REPEATS = 2  # fp32 products timed per round with --quick (else peak.
 
 
 def _int_at_least(low: int, what: str):
-    def parse(text: str) -> int:
-        accepted = f"accepted: {what}, an integer >= {low}"
-        value = parse_int(text, accepted)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{text!r} is too small; {accepted}")
-        return value
-
-    return parse
+    return ranged_int(low, None, f"accepted: {what}, an integer >= {low}")
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -263,15 +256,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark from the command line; return the exit status (2 for bad input)."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_request:
-        return int(exit_request.code or 0)
-    try:
-        results = run_benchmark(args)
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return command_main(build_parser().parse_args, _run_and_report, argv)
+
+
+def _run_and_report(args: argparse.Namespace) -> int:
+    results = run_benchmark(args)
     print_report(results)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

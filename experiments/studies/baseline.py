@@ -9,9 +9,6 @@ an input example), registered as ``anncore-fashion-mnist`` with alias ``baseline
 
 from __future__ import annotations
 
-import logging
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -20,7 +17,7 @@ from experiments.charts.image_grids import class_samples_grid, predictions_grid,
 from experiments.settings import Outcome
 from experiments.settings import RunSettings
 from experiments.tracking.training import train_logged
-from experiments.tracking.store import with_retry
+from experiments.tracking.logged_model import log_model
 
 NEEDS_FASHION_MNIST = True
 HIDDEN_SIZES = (512, 256, 128)
@@ -47,43 +44,6 @@ def evaluation_tables(evaluation, class_names) -> dict[str, pd.DataFrame]:
         }
     )
     return {"per_class_accuracy": evaluation.per_class_accuracy, "confusion_matrix": confusion, "sample_predictions": samples}
-
-
-def log_model(model, example: np.ndarray):
-    """Log ``model`` (on the CPU) with a signature inferred from ``example`` and its outputs; its ``ModelInfo``."""
-    import mlflow
-    import torch
-    from mlflow.models import infer_signature
-
-    model = model.to("cpu").eval()
-    with torch.inference_mode():
-        outputs = model(torch.from_numpy(example)).numpy()
-    signature = infer_signature(example, outputs)
-    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
-    # MLflow narrates model logging at INFO/WARNING level (pickle format, environment notes);
-    # the run's own status says whether it worked.
-    quiet = logging.getLogger("mlflow")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return with_retry(
-                mlflow.pytorch.log_model,
-                model,
-                name="model",
-                signature=signature,
-                input_example=example,
-                pip_requirements=requirements,
-                # pt2 (torch.export), chosen over pickle: loading it runs no unpickled code, which
-                # matters when a student loads a classmate's model from a shared server, and it
-                # needs no anncore installed. It is exported in eval mode (dropout off) with a
-                # dynamic batch dimension (the example has two rows); load_model gives a
-                # GraphModule to call, without .eval() (README, "Using the trained model").
-                serialization_format="pt2",
-            )
-    finally:
-        quiet.setLevel(level)
 
 
 def run(settings: RunSettings) -> Outcome:

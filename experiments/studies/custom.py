@@ -21,18 +21,19 @@ def run(settings: RunSettings) -> Outcome:
     from anncore.models import FashionMNISTClassifier
 
     data = datasets.load(settings)
-    config = settings.train_config(epochs=settings.epochs_or(EPOCHS), learning_rate=settings.learning_rate)
+    options = settings.custom
+    config = settings.train_config(epochs=settings.epochs_or(EPOCHS), learning_rate=options.learning_rate)
     with runs.tracked_run(settings, "custom") as run:
         datasets.log_input(data)
         result = train_logged(
-            lambda: FashionMNISTClassifier(settings.hidden_sizes, dropout_rate=settings.dropout, activation=settings.activation),
+            lambda: FashionMNISTClassifier(options.hidden_sizes, dropout_rate=options.dropout, activation=options.activation),
             data.train,
             data.test,
             config,
-            activation=settings.activation,
-            dropout_rate=settings.dropout,
+            activation=options.activation,
+            dropout_rate=options.dropout,
             dataset_params=data.params(),
-            extra_params={"hidden_sizes": ",".join(map(str, settings.hidden_sizes))},
+            extra_params={"hidden_sizes": ",".join(map(str, options.hidden_sizes))},
         )
         artifacts.log_csv(result.evaluation.per_class_accuracy, "per_class_accuracy.csv")
     return Outcome(run.info.run_id, "final_test_acc", float(result.history["test_acc"].iloc[-1]))

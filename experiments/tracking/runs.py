@@ -19,11 +19,15 @@ import math
 import time
 import traceback
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
+from experiments.settings import RunSettings
 from experiments.tracking import liveness, store
 from experiments.tracking.provenance import git_commit, package_versions
-from experiments.settings import RunSettings
+
+if TYPE_CHECKING:
+    import mlflow
+    from torch import nn
 
 MAX_TAG_LENGTH = 5000
 METRICS_FLUSH_EVERY_S = 5.0  # EpochMetricsLogger: least time between two writes while training...
@@ -47,8 +51,9 @@ def common_params(settings: RunSettings, seed: int | None = None) -> dict[str, o
     return params
 
 
-def _run_tags(settings: RunSettings, experiment: str, role: str, arm: str | None, seed: int | None) -> dict[str, str]:
-    tags = {"anncore.experiment": experiment, "anncore.role": role}
+def run_tags(settings: RunSettings, experiment: str, role: str, arm: str | None, seed: int | None) -> dict[str, str]:
+    """The tags a new run of the suite starts with: experiment, role, arm, seed, rerun and this process's liveness."""
+    tags = {**liveness.process_tags(), "anncore.experiment": experiment, "anncore.role": role}
     if arm is not None:
         tags["anncore.arm"] = arm
     if seed is not None and role == "child":
@@ -92,7 +97,7 @@ def tracked_run(
     arm: str | None = None,
     seed: int | None = None,
     params: Mapping[str, object] | None = None,
-) -> Iterator[object]:
+) -> Iterator[mlflow.ActiveRun]:
     """Start an MLflow run in experiment ``anncore-<experiment>`` and end it with a definite status.
 
     Parameters
@@ -120,43 +125,56 @@ def tracked_run(
     name = run_name or (f"{arm}-seed{seed}" if role == "child" else experiment)
     run = None
     try:
-        # A signal held during start_run is raised as this block ends, when `run` is set and
-        # inside `try`, so the new run ends KILLED (raised from with_retry itself, it skipped
-        # `try`, and MLflow's exit hook then ended the run FINISHED).
+        # A signal held during start_run is raised as this block ends, when `run` is set, so
+        # the new run ends KILLED (raised from with_retry itself, it left no run to end, and
+        # MLflow's exit hook would have ended the run FINISHED).
         with store.write_guard():
             run = store.with_retry(
                 mlflow.start_run,
                 experiment_id=experiment_id,
                 run_name=name,
                 nested=role == "child",
-                tags={**_run_tags(settings, experiment, role, arm, seed), **liveness.process_tags()},
+                tags=run_tags(settings, experiment, role, arm, seed),
             )
-        log_params({**common_params(settings, seed), **(params or {})})
-        yield run
-    except KeyboardInterrupt as interruption:
+    except BaseException:
         if run is None:  # never started: nothing to end
             raise
+        with definite_end(run):
+            raise
+    with definite_end(run):
+        log_params({**common_params(settings, seed), **(params or {})})
+        yield run
+
+
+@contextmanager
+def definite_end(run: mlflow.ActiveRun) -> Iterator[None]:
+    """End ``run`` by how the block ends: FINISHED; KILLED on ``KeyboardInterrupt``; FAILED, with the error, otherwise.
+
+    The one way a run of the suite ends (the exception, if any, propagates, carrying the
+    outermost run's id as ``anncore_run_id`` for the suite's summary).
+    """
+    try:
+        yield
+    except KeyboardInterrupt as interruption:
         _remember_run(interruption, run)
-        _end(run, "KILLED", f"{type(interruption).__name__}: {interruption}".rstrip(": "), None)
+        end_run(run, "KILLED", f"{type(interruption).__name__}: {interruption}".rstrip(": "))
         raise
     except BaseException as error:
-        if run is None:
-            raise
         _remember_run(error, run)
-        _end(run, "FAILED", f"{type(error).__name__}: {error}", traceback.format_exc())
+        end_run(run, "FAILED", f"{type(error).__name__}: {error}", traceback.format_exc())
         raise
     else:
-        _end(run, "FINISHED", None, None)
+        end_run(run, "FINISHED")
 
 
-def _remember_run(error: BaseException, run: object) -> None:
+def _remember_run(error: BaseException, run: mlflow.ActiveRun) -> None:
     """Attach the run id to the exception; the outermost run's id wins, so the suite reports it."""
     with contextlib.suppress(AttributeError, TypeError):
         error.anncore_run_id = run.info.run_id
 
 
-def _end(run: object, status: str, reason: str | None, details: str | None) -> None:
-    """Record why the run stopped and end it as ``status``.
+def end_run(run: mlflow.ActiveRun, status: str, reason: str | None = None, details: str | None = None) -> None:
+    """Record why ``run`` stopped (tag ``anncore.error``, ``error.txt``) and end it as ``status``.
 
     Every step is attempted even if an earlier one fails (e.g. the server went away), so the
     run is ended as far as the store allows and MLflow's active-run stack is always popped.
@@ -211,16 +229,17 @@ class EpochMetricsLogger:
             raise RuntimeError("EpochMetricsLogger needs an active MLflow run")
         self.run_id = run.info.run_id
         self.flush_every_s = flush_every_s
-        self._pending: list[object] = []
+        self._pending: list[mlflow.entities.Metric] = []
         self._last_write = time.monotonic()
 
-    def __call__(self, epoch: int, row: Mapping[str, float], model: object) -> None:
-        self._add(row_metrics(row), step=int(epoch))
+    def __call__(self, epoch: int, row: Mapping[str, float], model: nn.Module) -> None:
+        self.add(row_metrics(row), step=int(epoch))
         waited = time.monotonic() - self._last_write >= self.flush_every_s
         if waited or len(self._pending) >= MAX_METRICS_PER_WRITE:
             self.flush()
 
-    def _add(self, metrics: Mapping[str, float], step: int) -> None:
+    def add(self, metrics: Mapping[str, float], step: int) -> None:
+        """Keep ``metrics`` at ``step`` for the next write."""
         from mlflow.entities import Metric
 
         timestamp = int(time.time() * 1000)
@@ -231,7 +250,7 @@ class EpochMetricsLogger:
         import mlflow
 
         if final:
-            self._add(final, step=0)
+            self.add(final, step=0)
         if self._pending:
             from mlflow.entities import RunTag
 

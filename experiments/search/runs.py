@@ -13,19 +13,29 @@ How a trial's run ends:
   error), with the epochs it ran and ``anncore.trial_state = PRUNED``;
 - FAIL: FAILED with the error (``anncore.error``, ``error.txt``), or KILLED when interrupted
   (Ctrl-C, SIGTERM) or when its worker died and the heartbeat found it stale.
+
+Parent and trial runs carry the liveness tags of every run (``anncore.host``, ``pid``,
+``process_start``, ``heartbeat``); an invocation that continues a study takes its parent
+over (its own process's tags) and records its options in the tag ``anncore.sweep_options``,
+which ``rerun`` of the parent reads back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import traceback
+import dataclasses
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import pandas as pd
 
-from experiments.settings import RunSettings
-from experiments.tracking import runs, store
+from experiments.search.storage import without_password
+from experiments.settings import SWEEP_OPTIONS_TAG, RunSettings
+from experiments.tracking import liveness, runs, store
+
+if TYPE_CHECKING:
+    import mlflow
+    import optuna
 
 EXPERIMENT = "sweep"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
@@ -35,7 +45,7 @@ TRIAL_NUMBER_TAG = "anncore.trial_number"
 TRIAL_STATE_TAG = "anncore.trial_state"
 
 
-def _parent_exists(client, run_id: object) -> bool:
+def _parent_exists(client: mlflow.MlflowClient, run_id: object) -> bool:
     if not isinstance(run_id, str):
         return False
     try:
@@ -45,7 +55,7 @@ def _parent_exists(client, run_id: object) -> bool:
     return run.info.lifecycle_stage == "active"
 
 
-def find_or_create_parent(settings: RunSettings, study, params: Mapping[str, object]) -> str:
+def find_or_create_parent(settings: RunSettings, study: optuna.Study, params: Mapping[str, object]) -> str:
     """The id of the study's parent run in the current store, created (with ``params``) if it has none."""
     import mlflow
 
@@ -59,12 +69,12 @@ def find_or_create_parent(settings: RunSettings, study, params: Mapping[str, obj
         return _create_parent(client, settings, study, params)
 
 
-def _create_parent(client, settings: RunSettings, study, params: Mapping[str, object]) -> str:
+def _create_parent(client: mlflow.MlflowClient, settings: RunSettings, study: optuna.Study, params: Mapping[str, object]) -> str:
     """Create the study's parent run and record it on the study; the id that won if two were made at once."""
     import mlflow
 
     experiment_id = store.get_or_create_experiment(EXPERIMENT, mlflow.get_tracking_uri())
-    tags = {**runs._run_tags(settings, EXPERIMENT, "parent", None, None), STUDY_TAG: study.study_name}
+    tags = {**runs.run_tags(settings, EXPERIMENT, "parent", None, None), STUDY_TAG: study.study_name}
     run = store.with_retry(client.create_run, experiment_id, run_name=f"sweep-{study.study_name}", tags=tags)
     values = {**runs.common_params(settings), **params}
     clean = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in values.items()}
@@ -81,29 +91,21 @@ def _create_parent(client, settings: RunSettings, study, params: Mapping[str, ob
 
 
 @contextmanager
-def attached_parent(parent_id: str) -> Iterator[object]:
-    """Make the parent run active for this invocation and end it FINISHED, FAILED or KILLED."""
+def attached_parent(parent_id: str, settings: RunSettings) -> Iterator[mlflow.ActiveRun]:
+    """Make the parent run active for this invocation and end it FINISHED, FAILED or KILLED.
+
+    The parent takes this process's liveness tags (it is this invocation's run now) and this
+    invocation's sweep options (storage without its password).
+    """
     import mlflow
 
     run = store.with_retry(mlflow.start_run, run_id=parent_id)
-    with _definite_end(run):
+    with runs.definite_end(run):
+        options = settings.sweep
+        if options.storage is not None:
+            options = dataclasses.replace(options, storage=without_password(options.storage))
+        store.with_retry(mlflow.set_tags, {**liveness.process_tags(), SWEEP_OPTIONS_TAG: options.to_json()})
         yield run
-
-
-@contextmanager
-def _definite_end(run: object, on_success: str = "FINISHED") -> Iterator[None]:
-    try:
-        yield
-    except KeyboardInterrupt as interruption:
-        runs._remember_run(interruption, run)
-        runs._end(run, "KILLED", f"{type(interruption).__name__}: {interruption}".rstrip(": "), None)
-        raise
-    except BaseException as error:
-        runs._remember_run(error, run)
-        runs._end(run, "FAILED", f"{type(error).__name__}: {error}", traceback.format_exc())
-        raise
-    else:
-        runs._end(run, on_success, None, None)
 
 
 def _set_state(state: str) -> None:
@@ -114,7 +116,7 @@ def _set_state(state: str) -> None:
 
 
 @contextmanager
-def trial_run(settings: RunSettings, study_name: str, parent_id: str, trial) -> Iterator[object]:
+def trial_run(settings: RunSettings, study_name: str, parent_id: str, trial: optuna.Trial) -> Iterator[mlflow.ActiveRun]:
     """A child run of ``parent_id`` for Optuna ``trial``, ended according to the trial's fate.
 
     Works with the parent active in this process (the first worker) and without it (the other
@@ -126,7 +128,7 @@ def trial_run(settings: RunSettings, study_name: str, parent_id: str, trial) -> 
     experiment_id = store.get_or_create_experiment(EXPERIMENT, mlflow.get_tracking_uri())
     arm = f"trial-{trial.number}"
     tags = {
-        **runs._run_tags(settings, EXPERIMENT, "child", arm, settings.seed),
+        **runs.run_tags(settings, EXPERIMENT, "child", arm, settings.seed),
         STUDY_TAG: study_name,
         TRIAL_NUMBER_TAG: str(trial.number),
         TRIAL_STATE_TAG: "RUNNING",
@@ -142,18 +144,18 @@ def trial_run(settings: RunSettings, study_name: str, parent_id: str, trial) -> 
         yield run
     except optuna.TrialPruned:
         _set_state("PRUNED")
-        runs._end(run, "FINISHED", None, None)
+        runs.end_run(run, "FINISHED")  # pruning is the search working, not an error
         raise
     except BaseException:
         _set_state("FAIL")
-        with _definite_end(run):
+        with runs.definite_end(run):
             raise
     else:
         _set_state("COMPLETE")
-        runs._end(run, "FINISHED", None, None)
+        runs.end_run(run, "FINISHED")
 
 
-def mark_stale_trial_killed(study, trial) -> None:
+def mark_stale_trial_killed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Optuna's ``failed_trial_callback``: a trial whose worker died is FAIL; end its run KILLED."""
     import mlflow
 
@@ -167,7 +169,7 @@ def mark_stale_trial_killed(study, trial) -> None:
         store.with_retry(client.set_terminated, run_id, "KILLED")
 
 
-def trials_table(study, max_epochs: int) -> pd.DataFrame:
+def trials_table(study: optuna.Study, max_epochs: int) -> pd.DataFrame:
     """One row per finished trial: number, state, value, ``param_<name>``..., epochs_run, duration_s, run_id, worker.
 
     ``value`` is the final validation accuracy of a COMPLETE trial (empty otherwise);

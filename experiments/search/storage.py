@@ -6,7 +6,8 @@ machines (``postgresql+psycopg://user:password@host:port/db``). It is opened wit
 so a trial whose worker died (killed, machine lost) is marked FAIL by the next worker that
 starts a trial, instead of staying RUNNING forever.
 
-Storage URLs can hold passwords: they are never logged, and messages show them redacted.
+Storage URLs can hold passwords: they are logged only without it (the parent run's
+``anncore.sweep_options`` tag), and messages show them redacted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from experiments.settings import UserInputError
+from experiments.tracking.store import first_line, sqlite_database_path
 
 SQLITE_SCHEMES = ("sqlite",)
 POSTGRESQL_SCHEMES = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2")
@@ -69,6 +71,15 @@ def sqlite_file(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///").split("?", 1)[0]).expanduser().resolve()
 
 
+def without_password(url: str) -> str:
+    """``url`` with its password left out (what may be written down: a password comes from PGPASSFILE instead)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def redacted(url: str) -> str:
     """``url`` with its password replaced by ``***``."""
     parts = urlsplit(url)
@@ -89,7 +100,6 @@ def default_storage_url(tracking_uri: str) -> str:
     """
     import os
 
-    from experiments.tracking.store import sqlite_database_path
 
     if tracking_uri.startswith("sqlite:///"):
         return f"sqlite:///{sqlite_database_path(tracking_uri).parent / STUDY_DB}"
@@ -146,7 +156,6 @@ def open_storage(url: str, failed_trial_callback: Callable | None = None):
             "use postgresql+psycopg://... (psycopg is a dependency) or install it"
         ) from None
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's OperationalError, ArgumentError, ...
-        from experiments.tracking.store import first_line
 
         raise UserInputError(
             f"cannot open the Optuna storage {redacted(url)!r}: {type(error).__name__}: "

@@ -13,17 +13,31 @@ and evaluated once on the test set.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from experiments.search import runs as search_runs
+from experiments.search.space import PANEL_PARAMETERS, SEARCH_SPACE, layer_sizes
+from experiments.search.split import Split, validation_split
 from experiments.settings import Outcome, RunSettings
-from experiments.tracking import artifacts, datasets, registry, runs, search_runs, store
+from experiments.tracking import artifacts, datasets, registry, runs, store
+from experiments.tracking.logged_model import log_model
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+
+    from anncore.trainer import Evaluation
+
+    from experiments.search.plan import SearchPlan
+    from experiments.tracking.datasets import FashionMNIST
 
 CHAMPION_TAG = "anncore.champion_trial"
 MIN_TRIALS_FOR_IMPORTANCE = 2
 
 
-def parameter_importances(study, seed: int) -> tuple[pd.DataFrame, str]:
+def parameter_importances(study: optuna.Study, seed: int) -> tuple[pd.DataFrame, str]:
     """Optuna's fANOVA importances (seeded) as ``parameter``, ``importance``; and why empty, if it is."""
     import optuna
 
@@ -43,7 +57,6 @@ def parameter_importances(study, seed: int) -> tuple[pd.DataFrame, str]:
 def log_search_charts(table: pd.DataFrame) -> None:
     """``history.html/.png`` and ``parameters.html/.png`` of the trials that reported a validation accuracy."""
     from experiments.charts.search import optimization_history, parameter_panels
-    from experiments.studies.sweep import PANEL_PARAMETERS
 
     shown = table[table["value"].notna() | table["last_val_acc"].notna()]
     if shown.empty:
@@ -53,11 +66,9 @@ def log_search_charts(table: pd.DataFrame) -> None:
     artifacts.log_chart(parameter_panels(shown, panels), "parameters")
 
 
-def log_parent_summary(study, table: pd.DataFrame, settings: RunSettings, first_number: int, wall_s: float, workers: int) -> None:
+def log_parent_summary(study: optuna.Study, table: pd.DataFrame, settings: RunSettings, first_number: int, wall_s: float, workers: int) -> None:
     """Log the parent's tables, charts and metrics (the parent run is active)."""
     import mlflow
-
-    from experiments.studies.sweep import SEARCH_SPACE
 
     artifacts.log_csv(table, "trials.csv")
     artifacts.log_csv(pd.DataFrame(SEARCH_SPACE), "search_space.csv")
@@ -93,7 +104,7 @@ def cost_line(metrics: dict[str, float]) -> str:
     )
 
 
-def best_trial(study):
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The complete trial with the highest validation accuracy (lowest number on ties), or None."""
     import optuna
 
@@ -101,7 +112,7 @@ def best_trial(study):
     return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
 
 
-def _champion_metrics(result_history: pd.DataFrame, evaluation) -> dict[str, float]:
+def _champion_metrics(result_history: pd.DataFrame, evaluation: Evaluation) -> dict[str, float]:
     last = result_history.iloc[-1]
     return {
         "final_train_loss": last["train_loss"],
@@ -112,7 +123,8 @@ def _champion_metrics(result_history: pd.DataFrame, evaluation) -> dict[str, flo
     }
 
 
-def train_champion(settings: RunSettings, data, best, epochs: int, split, study_name: str) -> tuple[str, float]:
+def train_champion(settings: RunSettings, data: FashionMNIST, best: optuna.trial.FrozenTrial, epochs: int, split: Split,
+                   study_name: str) -> tuple[str, float]:
     """Retrain ``best``'s configuration on the whole training set; evaluate once on test; log and register it.
 
     Returns the champion run's id and its test accuracy.
@@ -121,9 +133,6 @@ def train_champion(settings: RunSettings, data, best, epochs: int, split, study_
 
     from anncore.models import CustomANN, architecture_string
     from anncore.trainer import evaluate, set_seed, train
-
-    from experiments.studies.baseline import log_model
-    from experiments.studies.sweep import layer_sizes
 
     params, sizes = best.params, layer_sizes(best.params)
     config = settings.train_config(epochs=epochs, batch_size=int(params["batch_size"]), learning_rate=float(params["learning_rate"]))
@@ -144,7 +153,7 @@ def train_champion(settings: RunSettings, data, best, epochs: int, split, study_
         evaluation = evaluate(model, data.test)
         logger = runs.EpochMetricsLogger()
         for row in history.to_dict(orient="records"):
-            logger._add(runs.row_metrics(row), step=int(row["epoch"]))
+            logger.add(runs.row_metrics(row), step=int(row["epoch"]))
         logger.flush(final=_champion_metrics(history, evaluation))
         artifacts.log_csv(history, "history.csv")
         artifacts.log_csv(evaluation.per_class_accuracy, "per_class_accuracy.csv")
@@ -153,12 +162,11 @@ def train_champion(settings: RunSettings, data, best, epochs: int, split, study_
     return run.info.run_id, float(evaluation.accuracy)
 
 
-def finish_search(settings: RunSettings, plan, storage, data, parent_id: str, first_number: int, wall_s: float) -> Outcome:
+def finish_search(settings: RunSettings, plan: SearchPlan, storage: BaseStorage, data: FashionMNIST, parent_id: str,
+                  first_number: int, wall_s: float) -> Outcome:
     """Log the parent's summary, then retrain and register the champion unless it already is."""
     import mlflow
     import optuna
-
-    from experiments.studies.sweep import validation_split
 
     study = optuna.load_study(study_name=plan.study_name, storage=storage)
     optuna.storages.fail_stale_trials(study)
