@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import socket
 import sys
 from pathlib import Path
 
-from experiments.cli import OneLineArgumentParser
+from experiments.arguments import OneLineArgumentParser, command_main
 from experiments.server import class_server
+from experiments.server.addresses import public_address
 from experiments.settings import UserInputError
 
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         info = class_server.status(args.folder)
         print(f"MLflow tracking server: {config.url} ({config.workers} workers"
               f"{', accounts on, default permission READ' if config.auth else ''})")
-        public = f"http://{socket.gethostname()}:{config.port}" if config.host in ("0.0.0.0", "::") else config.url
+        public = f"http://{public_address(config.host)}:{config.port}"
         print(f"  students: export MLFLOW_TRACKING_URI={public}"
               + ("  MLFLOW_TRACKING_USERNAME=... MLFLOW_TRACKING_PASSWORD=..." if config.auth else ""))
         print(f"Optuna storage: {info['optuna_storage']} (with PGPASSFILE={info['pgpassfile']})")
@@ -131,15 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; bad input is one ``error:`` line and exit status 2."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_request:
-        return int(exit_request.code or 0)
-    try:
-        return run(args)
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return command_main(build_parser().parse_args, run, argv)
 
 
 if __name__ == "__main__":

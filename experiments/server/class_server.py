@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from experiments.server.addresses import bindable, local_address
 from experiments.server.postgres import DATABASES, Cluster, is_loopback
 from experiments.settings import UserInputError
 
@@ -50,8 +51,7 @@ class ServerConfig:
 
     @property
     def url(self) -> str:
-        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::", "*") else self.host
-        return f"http://{shown}:{self.port}"
+        return f"http://{local_address(self.host)}:{self.port}"
 
 
 def state_file(folder: Path) -> Path:
@@ -70,15 +70,17 @@ def save_config(folder: Path, config: ServerConfig) -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host if host not in ("0.0.0.0", "*") else "", 0))
+    family, address = bindable(host)
+    with socket.socket(family) as sock:
+        sock.bind((address, 0))
         return sock.getsockname()[1]
 
 
 def port_in_use(host: str, port: int) -> bool:
-    with socket.socket() as sock:
+    address = local_address(host)
+    with socket.socket(bindable(address)[0]) as sock:
         sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1" if host in ("0.0.0.0", "*", "::") else host, port)) == 0
+        return sock.connect_ex((address, port)) == 0
 
 
 def read_admin_password(password_file: Path | None) -> str:

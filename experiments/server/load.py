@@ -14,6 +14,7 @@ Examples::
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -27,11 +28,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from experiments.cli import OneLineArgumentParser, experiment_name
+from experiments.arguments import OneLineArgumentParser, command_main, ranged_int
+from experiments.cli import experiment_name
 from experiments.settings import UserInputError
 from experiments.server.class_server import stop_process_group
 
 DEFAULT_CLIENTS = 8
+MAX_CLIENTS = 256
 CLIENT_TIMEOUT_S = 3600
 
 
@@ -199,7 +202,8 @@ def load_test(url: str, label: str, clients: int, experiments: Sequence[str], da
 
 def build_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="python -m experiments.server.load", description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent clients (default 8)")
+    parser.add_argument("--clients", type=ranged_int(1, MAX_CLIENTS, f"accepted: 1 to {MAX_CLIENTS}"),
+                        default=DEFAULT_CLIENTS, help=f"concurrent clients (default {DEFAULT_CLIENTS})")
     parser.add_argument("--experiments", nargs="+", type=experiment_name, default=["all"], metavar="NAME",
                         help="what each client runs with --quick (default: all)")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder holding FashionMNIST/raw")
@@ -213,34 +217,28 @@ def build_parser() -> OneLineArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_request:
-        return int(exit_request.code or 0)
-    if not 1 <= args.clients <= 256:
-        print(f"error: --clients {args.clients} is out of range; accepted: 1 to 256", file=sys.stderr)
-        return 2
+    """Run the load test from the command line; bad input is one ``error:`` line and exit status 2."""
+    return command_main(build_parser().parse_args, run_load_tests, argv)
+
+
+def run_load_tests(args: argparse.Namespace) -> int:
+    """Load the server(s) ``args`` name; 0 when no run was lost and every client succeeded."""
     load = os.getloadavg()
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
     results = []
-    try:
-        if args.tracking_uri:
-            results.append(load_test(args.tracking_uri, args.tracking_uri, args.clients, args.experiments,
-                                     args.data_dir))
-            print_result(results[-1])
-        for backend in ("postgresql", "sqlite") if not args.tracking_uri and args.backend == "both" else (
-                [args.backend] if not args.tracking_uri else []):
-            folder = _temporary_folder()
-            server = postgresql_server if backend == "postgresql" else sqlite_server
-            try:
-                with server(folder, args.workers) as url:
-                    results.append(load_test(url, backend, args.clients, args.experiments, args.data_dir))
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-            print_result(results[-1])
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.tracking_uri:
+        results.append(load_test(args.tracking_uri, args.tracking_uri, args.clients, args.experiments, args.data_dir))
+        print_result(results[-1])
+    for backend in ("postgresql", "sqlite") if not args.tracking_uri and args.backend == "both" else (
+            [args.backend] if not args.tracking_uri else []):
+        folder = _temporary_folder()
+        server = postgresql_server if backend == "postgresql" else sqlite_server
+        try:
+            with server(folder, args.workers) as url:
+                results.append(load_test(url, backend, args.clients, args.experiments, args.data_dir))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        print_result(results[-1])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0 if all(r["runs_lost"] == 0 and r["clients_ok"] == r["clients"] for r in results) else 1

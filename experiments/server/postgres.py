@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from experiments.server.addresses import local_address
 from experiments.settings import UserInputError
 
 ROLE = "anncore"
@@ -92,7 +93,7 @@ class Cluster:
     @property
     def client_host(self) -> str:
         """The address clients on this machine use (a wildcard listen address is reached on loopback)."""
-        return "127.0.0.1" if self.host in ("0.0.0.0", "*", "::") else self.host
+        return local_address(self.host)
 
     def url(self, database: str, driver: str = "postgresql+psycopg") -> str:
         """SQLAlchemy URL of ``database`` (no password: libpq finds it through ``$PGPASSFILE``)."""
