@@ -21,6 +21,8 @@ import time
 import torch
 from torch import nn
 
+from experiments.benchmark.device_sync import synchronize
+
 # Large enough for the BLAS to reach its peak on a CPU (2048³: 17 GFLOP, about 0.1 s at
 # 200 GFLOPS); a GPU needs a larger product to fill its cores.
 MATMUL_SIZES: dict[str, int] = {"cpu": 2048, "cuda": 8192, "mps": 4096}
@@ -64,13 +66,6 @@ def matmul_size(device: torch.device) -> int:
     return MATMUL_SIZES.get(torch.device(device).type, MATMUL_SIZES["cpu"])
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def time_matmul(
     device: torch.device, size: int | None = None, warmup: int = MATMUL_WARMUP, repeats: int = MATMUL_REPEATS
 ) -> list[float]:
@@ -91,12 +86,12 @@ def time_matmul(
     try:
         for _ in range(warmup):
             torch.mm(a, b, out=out)
-        _synchronize(device)
+        synchronize(device)
         seconds = []
         for _ in range(repeats):
             start = time.perf_counter()
             torch.mm(a, b, out=out)
-            _synchronize(device)
+            synchronize(device)
             seconds.append(time.perf_counter() - start)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32

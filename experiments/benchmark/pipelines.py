@@ -37,6 +37,7 @@ from torch import nn, optim
 
 from experiments.studies.baseline import DROPOUT, HIDDEN_SIZES
 from anncore.trainer import TrainConfig
+from experiments.benchmark.device_sync import synchronize
 
 PIPELINES: tuple[str, ...] = ("notebook", "floor", "anncore", "anncore_mlflow")
 DESCRIPTIONS: dict[str, str] = {
@@ -156,11 +157,6 @@ class NotebookClassifier(nn.Module):
         return self.network(x)
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _build_model(seed: int) -> nn.Module:
     from anncore.models import FashionMNISTClassifier
     from anncore.trainer import set_seed
@@ -247,7 +243,7 @@ def run_notebook(setup: BenchmarkSetup) -> PipelineRun:
             if batch_idx % NOTEBOOK_PRINT_EVERY == 0:
                 print(f"Эпоха {epoch + 1}/{setup.epochs}, Батч {batch_idx}/{len(train_loader)}, "
                       f"Loss: {loss.item():.4f}", file=quiet)
-        _synchronize(device)
+        synchronize(device)
         epoch_seconds.append(time.perf_counter() - start)
         samples = train_total
 
@@ -294,7 +290,7 @@ def run_floor(setup: BenchmarkSetup) -> PipelineRun:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        _synchronize(device)
+        synchronize(device)
         epoch_seconds.append(time.perf_counter() - start)
     run_seconds = time.perf_counter() - run_start
     samples = min(len(y), n_batches * BATCH_SIZE)
