@@ -21,6 +21,9 @@ DESCRIPTIONS: dict[str, str] = {
     "sweep": "Optuna search over CustomANN (--trials, --timeout, --workers); champion registered",
 }
 EXPERIMENT_NAMES: tuple[str, ...] = tuple(DESCRIPTIONS)
+# The module of an experiment whose name would repeat a module of anncore (anncore.activations,
+# anncore.hand_calculation); every other experiment's module is its name.
+MODULES: dict[str, str] = {"activations": "activation_values", "hand_calculations": "hand_calculation_traces"}
 
 
 def get_experiment(name: str) -> ModuleType:
@@ -38,4 +41,4 @@ def get_experiment(name: str) -> ModuleType:
     """
     if name not in DESCRIPTIONS:
         raise ValueError(f"unknown experiment {name!r}; accepted: {', '.join(EXPERIMENT_NAMES)}")
-    return importlib.import_module(f"experiments.studies.{name}")
+    return importlib.import_module(f"experiments.studies.{MODULES.get(name, name)}")

@@ -15,7 +15,7 @@ import pandas as pd
 from experiments.tracking import artifacts, runs
 from experiments.settings import Outcome
 from experiments.settings import RunSettings
-from experiments.tracking.study import Arm, run_study
+from experiments.tracking.arm_runs import Arm, run_study
 
 NEEDS_FASHION_MNIST = True
 EPOCHS = 5

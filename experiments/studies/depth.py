@@ -10,7 +10,7 @@ from __future__ import annotations
 from experiments.tracking import artifacts
 from experiments.settings import Outcome
 from experiments.settings import RunSettings
-from experiments.tracking.study import Arm, run_study
+from experiments.tracking.arm_runs import Arm, run_study
 
 NEEDS_FASHION_MNIST = True
 EPOCHS = 5

@@ -5,11 +5,14 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from experiments.settings import UserInputError
+from experiments.settings import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, RunSettings, UserInputError
 from experiments.tracking.provenance import display_path
 from experiments.tracking.store import with_retry
-from experiments.settings import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, RunSettings
+
+if TYPE_CHECKING:
+    from anncore.data import TensorData
 
 DATASET_NAME = "FashionMNIST"
 
@@ -28,8 +31,8 @@ class FashionMNIST:
         The data folder, relative to the cwd or with ``~`` for the home folder.
     """
 
-    train: object
-    test: object
+    train: TensorData
+    test: TensorData
     sha256: str
     source: str
 

@@ -15,10 +15,17 @@ keeping what they logged, with ``anncore.killed_reason`` saying why:
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+from experiments.tracking import store
+
+if TYPE_CHECKING:
+    import mlflow
 
 HOST_TAG, PID_TAG, STARTED_TAG = "anncore.host", "anncore.pid", "anncore.process_start"
 HEARTBEAT_TAG, REASON_TAG = "anncore.heartbeat", "anncore.killed_reason"
@@ -101,13 +108,11 @@ def ghost_reason(tags: dict[str, str], latest_heartbeat_ms: float | None, *, hos
     return None
 
 
-def find_ghosts(client: object, *, stale_after_s: float = DEFAULT_STALE_AFTER_S,
+def find_ghosts(client: mlflow.MlflowClient, *, stale_after_s: float = DEFAULT_STALE_AFTER_S,
                 same_host_only: bool = False) -> list[Ghost]:
     """The RUNNING runs of the ``anncore-*`` experiments whose process is gone."""
-    from experiments.tracking.store import EXPERIMENT_PREFIX
-
     experiments = {e.experiment_id: e.name for e in client.search_experiments(max_results=10_000)
-                   if e.name.startswith(EXPERIMENT_PREFIX)}
+                   if e.name.startswith(store.EXPERIMENT_PREFIX)}
     if not experiments:
         return []
     running = client.search_runs(list(experiments), "attributes.status = 'RUNNING'", max_results=50_000)
@@ -128,7 +133,7 @@ def find_ghosts(client: object, *, stale_after_s: float = DEFAULT_STALE_AFTER_S,
     return ghosts
 
 
-def cleanup(client: object | None = None, *, stale_after_s: float = DEFAULT_STALE_AFTER_S,
+def cleanup(client: mlflow.MlflowClient | None = None, *, stale_after_s: float = DEFAULT_STALE_AFTER_S,
             same_host_only: bool = False, dry_run: bool = False) -> list[Ghost]:
     """End every ghost run KILLED with ``anncore.killed_reason``; its params, metrics and artifacts stay.
 
@@ -139,20 +144,18 @@ def cleanup(client: object | None = None, *, stale_after_s: float = DEFAULT_STAL
     """
     import mlflow
 
-    from experiments.tracking.store import with_retry
 
     client = client or mlflow.MlflowClient()
     ghosts = find_ghosts(client, stale_after_s=stale_after_s, same_host_only=same_host_only)
     if not dry_run:
         for ghost in ghosts:
-            with_retry(client.set_tag, ghost.run_id, REASON_TAG, ghost.reason)
-            with_retry(client.set_terminated, ghost.run_id, "KILLED")
+            store.with_retry(client.set_tag, ghost.run_id, REASON_TAG, ghost.reason)
+            store.with_retry(client.set_terminated, ghost.run_id, "KILLED")
     return ghosts
 
 
 def stale_after_seconds(text: str) -> float:
     """``--stale-after``: a number of seconds of at least 1."""
-    import argparse
     import math
 
     accepted = "accepted: a number of seconds of at least 1, such as 900"
@@ -165,10 +168,8 @@ def stale_after_seconds(text: str) -> float:
     return value
 
 
-def cleanup_command(args: object, uri: str) -> int:
+def cleanup_command(args: argparse.Namespace, uri: str) -> int:
     """``python -m experiments cleanup``: print each ghost run and end it KILLED (unless ``--dry-run``)."""
-    from experiments.tracking import store
-
     store.connect(uri)
     ghosts = cleanup(stale_after_s=args.stale_after, same_host_only=args.this_host_only, dry_run=args.dry_run)
     verb = "would mark" if args.dry_run else "marked"
@@ -178,7 +179,7 @@ def cleanup_command(args: object, uri: str) -> int:
     return 0
 
 
-def end_ghosts_of_this_host(stream: object = None) -> list[Ghost]:
+def end_ghosts_of_this_host(stream: TextIO | None = None) -> list[Ghost]:
     """What the suite does when it starts: end KILLED this host's runs whose process is gone.
 
     Never stops the suite: a run it may not change (another account's, on a shared machine)
@@ -188,7 +189,6 @@ def end_ghosts_of_this_host(stream: object = None) -> list[Ghost]:
 
     import mlflow
 
-    from experiments.tracking.store import with_retry
 
     stream = stream or sys.stderr
     client = mlflow.MlflowClient()
@@ -199,8 +199,8 @@ def end_ghosts_of_this_host(stream: object = None) -> list[Ghost]:
     ended = []
     for ghost in ghosts:
         try:
-            with_retry(client.set_tag, ghost.run_id, REASON_TAG, ghost.reason)
-            with_retry(client.set_terminated, ghost.run_id, "KILLED")
+            store.with_retry(client.set_tag, ghost.run_id, REASON_TAG, ghost.reason)
+            store.with_retry(client.set_terminated, ghost.run_id, "KILLED")
         except Exception:  # noqa: BLE001
             continue
         ended.append(ghost)

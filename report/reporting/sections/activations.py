@@ -8,7 +8,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from anncore.activations import elu, elu_derivative
-from experiments.charts.activations import activation_comparison, activation_curves, elu_alpha_explorer
+from experiments.charts import activation_comparison, activation_curves, elu_alpha_explorer
 from reporting.display import ChartOutput, Outputs, markdown_table
 from reporting.i18n import _, chart_language
 from reporting.section import Section

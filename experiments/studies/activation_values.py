@@ -71,7 +71,7 @@ def _panel(concat, index: int):
 
 def run(settings: RunSettings) -> Outcome:
     """Log ``activations.csv``, the curves as HTML and PNG, and ``max_derivative_gap``."""
-    from experiments.charts.activations import activation_curves
+    from experiments.charts.activation_charts import activation_curves
 
     table = activation_table()
     gap = float((table["derivative"] - table["numerical_derivative"]).abs().max())

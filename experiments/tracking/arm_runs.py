@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ import pandas as pd
 from experiments.tracking import artifacts, datasets, runs
 from experiments.settings import Outcome, RunSettings
 from experiments.tracking.training import train_logged
+
+if TYPE_CHECKING:
+    from anncore.trainer import TrainResult
 
 SUMMARY_METRICS = ("final_test_acc", "final_train_acc", "final_test_loss", "train_time_s")
 
@@ -41,7 +44,7 @@ class Arm:
 
 
 # Called inside the child run after training: (arm, seed, train result) -> extra result columns.
-ChildHook = Callable[[Arm, int, object], dict[str, float]]
+ChildHook = Callable[[Arm, int, "TrainResult"], dict[str, float]]
 # Called inside the parent run: (results, summary, histories with arm and seed columns).
 ParentHook = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], None]
 
