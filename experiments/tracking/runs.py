@@ -8,6 +8,11 @@ ends it according to how the body ended:
   traceback as ``error.txt``, keeping everything logged before; the exception propagates;
 - with ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM through the suite's handler): ``KILLED``.
 
+:func:`definite_end` is that ending on its own, for a run started another way (the search's
+parent and trial runs), and :func:`end_run` ends a run with a given status; they are the only
+ways a run of the suite ends. :func:`run_tags` are the tags every new run starts with, the
+liveness tags (host, pid, process start, heartbeat) included.
+
 :class:`EpochMetricsLogger` is the trainer callback that collects the epochs' metrics (step =
 epoch) and writes them in batches: every few seconds while training, and once at the end.
 """
