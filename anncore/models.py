@@ -3,12 +3,15 @@
 ``SimpleANN`` and ``FashionMNISTClassifier`` are the notebook's models, with the same module
 and parameter names; ``CustomANN`` is its TO-DO 3.1. Activations come by name from
 ``anncore.activations``, so "elu" means the same function here as in the NumPy reference.
+``ModelConfig`` is a dense network's architecture as one value (beside ``trainer.TrainConfig``):
+``CustomANN.config`` gives it back, ``ModelConfig.build()`` makes the network.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -188,6 +191,11 @@ class CustomANN(nn.Module):
         """The layer sizes as "784-128-64-10"."""
         return architecture_string(self.layer_sizes)
 
+    @property
+    def config(self) -> ModelConfig:
+        """This network's architecture (sizes, hidden activation, dropout) as a :class:`ModelConfig`."""
+        return ModelConfig(tuple(self.layer_sizes), self.activation_name, self.dropout_rate)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, layer_sizes[0]) inputs (or images, flattened) to (N, layer_sizes[-1])."""
         return self.network(x.flatten(1) if x.dim() > 2 else x)
@@ -213,6 +221,34 @@ class CustomANN(nn.Module):
             if position in self._output_positions:
                 outputs.append(out)
         return outputs
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A dense network's architecture, the model's counterpart of ``trainer.TrainConfig``.
+
+    Attributes
+    ----------
+    layer_sizes : tuple of int
+        Widths from input to output, e.g. ``(784, 128, 64, 10)``.
+    activation : str
+        Hidden activation, any name in ``ACTIVATION_NAMES``.
+    dropout_rate : float
+        Dropout probability after each hidden activation, in [0, 1).
+    """
+
+    layer_sizes: tuple[int, ...]
+    activation: str = "relu"
+    dropout_rate: float = 0.0
+
+    def build(self) -> CustomANN:
+        """A new ``CustomANN`` with this architecture (initialised from torch's current seed)."""
+        return CustomANN(self.layer_sizes, activation=self.activation, dropout_rate=self.dropout_rate)
+
+    def hyperparameters(self) -> dict[str, object]:
+        """The architecture as flat values to record: ``architecture`` ("784-128-10"), ``activation``, ``dropout_rate``."""
+        return {"architecture": architecture_string(self.layer_sizes), "activation": self.activation,
+                "dropout_rate": self.dropout_rate}
 
 
 class FashionMNISTClassifier(CustomANN):

@@ -350,8 +350,6 @@ def run_anncore_mlflow(setup: BenchmarkSetup) -> PipelineRun:
             data.train,
             data.test,
             _anncore_config(setup),
-            activation="relu",
-            dropout_rate=DROPOUT,
             dataset_params=data.params(),
         )
     run_seconds = time.perf_counter() - run_start

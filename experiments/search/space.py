@@ -7,8 +7,8 @@ sampler proposes trials; a median pruner stops a trial whose validation accuracy
 epoch (from the second on) is below the median of earlier trials at that epoch.
 
 To add a search parameter: draw it in :func:`suggest`, describe it in :data:`SEARCH_SPACE`,
-use it in :mod:`experiments.search.trial` (and the champion in :mod:`experiments.search.summary`),
-and bump :data:`SPACE_VERSION`.
+use it in :func:`model_config` (the architecture trials and the champion train) or in
+:mod:`experiments.search.trial` (a training option), and bump :data:`SPACE_VERSION`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import optuna
+
+    from anncore.models import ModelConfig
 
 MAX_HIDDEN_LAYERS = 4
 WIDTHS = (32, 64, 128, 256, 512, 1024)
@@ -65,6 +67,13 @@ def layer_sizes(params: dict[str, int | float | str]) -> list[int]:
     """``[784, width_1, ..., width_n, 10]`` of a configuration."""
     widths = [int(params[f"width_{k}"]) for k in range(1, int(params["n_hidden_layers"]) + 1)]
     return [28 * 28, *widths, 10]
+
+
+def model_config(params: dict[str, int | float | str]) -> ModelConfig:
+    """The architecture a configuration describes: its layer sizes, hidden activation and dropout."""
+    from anncore.models import ModelConfig
+
+    return ModelConfig(tuple(layer_sizes(params)), str(params["activation"]), float(params["dropout"]))
 
 
 def make_sampler(seed: int) -> optuna.samplers.BaseSampler:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from experiments.search import runs as search_runs
-from experiments.search.space import PANEL_PARAMETERS, SEARCH_SPACE, layer_sizes
+from experiments.search.space import PANEL_PARAMETERS, SEARCH_SPACE, layer_sizes, model_config
 from experiments.search.split import Split, validation_split
 from experiments.settings import Outcome, RunSettings
 from experiments.tracking import artifacts, datasets, registry, runs, store
@@ -131,7 +131,7 @@ def train_champion(settings: RunSettings, data: FashionMNIST, best: optuna.trial
     """
     import mlflow
 
-    from anncore.models import CustomANN, architecture_string
+    from anncore.models import architecture_string
     from anncore.trainer import evaluate, set_seed, train
 
     params, sizes = best.params, layer_sizes(best.params)
@@ -141,9 +141,8 @@ def train_champion(settings: RunSettings, data: FashionMNIST, best: optuna.trial
         store.with_retry(mlflow.set_tags, {search_runs.STUDY_TAG: study_name, CHAMPION_TAG: str(best.number)})
         datasets.log_input(data)
         set_seed(config.seed)
-        model = CustomANN(sizes, activation=str(params["activation"]), dropout_rate=float(params["dropout"]))
-        runs.log_params({**config.hyperparameters(), "architecture": architecture_string(sizes),
-                         "activation": params["activation"], "dropout_rate": params["dropout"],
+        model = model_config(params).build()
+        runs.log_params({**config.hyperparameters(), **model.config.hyperparameters(),
                          "parameter_count": model.count_parameters(), "champion_of_trial": best.number,
                          "selected_on": "validation", **data.params()})
         # The trainer wants data to evaluate each epoch: the validation split, which is part of

@@ -14,7 +14,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from experiments.search import runs
-from experiments.search.space import layer_sizes, suggest
+from experiments.search.space import layer_sizes, model_config, suggest
 from experiments.search.split import Split
 from experiments.settings import RunSettings
 from experiments.tracking import datasets
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import optuna
     from torch import nn
 
+    from anncore.models import CustomANN
     from experiments.tracking.datasets import FashionMNIST
 
 
@@ -38,7 +39,7 @@ def objective(trial: optuna.Trial, study_name: str, parent_id: str, epochs: int,
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     with runs.trial_run(settings, study_name, parent_id, trial):
         datasets.log_input(data)
-        return train_trial(trial, params, sizes, settings, epochs, data, split)
+        return train_trial(trial, params, settings, epochs, data, split)
 
 
 class _PruningReporter:
@@ -55,24 +56,22 @@ class _PruningReporter:
             raise optuna.TrialPruned(f"validation accuracy {row['val_acc']:.4f} after epoch {epoch} is below the median")
 
 
-def train_trial(trial: optuna.Trial, params: dict, sizes: list[int], settings: RunSettings, epochs: int,
+def train_trial(trial: optuna.Trial, params: dict, settings: RunSettings, epochs: int,
                 data: FashionMNIST, split: Split) -> float:
     """Seed, build, train on ``split.train`` and validate on ``split.validation`` each epoch."""
     import optuna
 
-    from anncore.models import CustomANN
-
     config = settings.train_config(epochs=epochs, batch_size=int(params["batch_size"]),
                                    learning_rate=float(params["learning_rate"]), progress=False)
+    architecture = model_config(params)
 
     def build_model() -> CustomANN:
-        model = CustomANN(sizes, activation=str(params["activation"]), dropout_rate=float(params["dropout"]))
+        model = architecture.build()
         trial.set_user_attr("parameter_count", model.count_parameters())
         return model
 
     result = train_logged(
         build_model, split.train, split.validation, config,
-        activation=str(params["activation"]), dropout_rate=params["dropout"],
         dataset_params=data.params(),
         extra_params={"n_hidden_layers": params["n_hidden_layers"], "trial_number": trial.number,
                       "evaluated_on": "validation", "search_train_size": len(split.train),

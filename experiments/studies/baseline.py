@@ -60,8 +60,6 @@ def run(settings: RunSettings) -> Outcome:
             data.train,
             data.test,
             config,
-            activation="relu",
-            dropout_rate=DROPOUT,
             dataset_params=data.params(),
         )
         names = data.test.class_names

@@ -30,8 +30,6 @@ def run(settings: RunSettings) -> Outcome:
             data.train,
             data.test,
             config,
-            activation=options.activation,
-            dropout_rate=options.dropout,
             dataset_params=data.params(),
             extra_params={"hidden_sizes": ",".join(map(str, options.hidden_sizes))},
         )

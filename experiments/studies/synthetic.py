@@ -91,8 +91,6 @@ def run(settings: RunSettings) -> Outcome:
             train_data,
             test_data,
             config,
-            activation="relu",
-            dropout_rate=0.0,
             dataset_params=dataset_params,
         )
         predicted, confidence = predict(result.model, data.x)

@@ -104,8 +104,6 @@ def train_child(
             data.train,
             data.test,
             config,
-            activation=arm.activation,
-            dropout_rate=0.0,
             dataset_params=data.params(),
             extra_params={"arm": arm.name, **(extra_params or {})},
         )

@@ -3,7 +3,8 @@
 The one training-run path of the suite: the studies and the search's trials both train through
 :func:`train_logged`.
 
-Params: the hyperparameters, architecture, activation, dropout, parameter count and dataset.
+Params: the hyperparameters (``TrainConfig``) and the architecture (the model's ``ModelConfig``:
+architecture, activation, dropout) each logged whole, the parameter count and the dataset.
 Metrics: per-epoch series (``step = epoch``, written in batches by ``runs.EpochMetricsLogger``),
 then ``final_train_loss``, ``final_train_acc``, ``final_test_loss``, ``final_test_acc`` and
 ``train_time_s`` (sum of the epochs' training time, evaluation excluded).
@@ -24,9 +25,8 @@ import pandas as pd
 from experiments.tracking import artifacts, runs
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from anncore.data import TensorData
+    from anncore.models import CustomANN
     from anncore.trainer import Callback, TrainConfig, TrainResult
 
 VALIDATION_NAMES = {"test_loss": "val_loss", "test_acc": "val_acc"}
@@ -46,7 +46,7 @@ class _EpochRecorder:
         self.logger = runs.EpochMetricsLogger()
         self.rows: list[dict] = []
 
-    def __call__(self, epoch: int, row: dict, model: nn.Module) -> None:
+    def __call__(self, epoch: int, row: dict, model: CustomANN) -> None:
         row = validation_row(row) if self.validation else row
         self.rows.append(row)
         self.logger(epoch, row, model)
@@ -71,13 +71,11 @@ class _EpochRecorder:
 
 
 def train_logged(
-    build_model: Callable[[], nn.Module],
+    build_model: Callable[[], CustomANN],
     train_data: TensorData,
     test_data: TensorData,
     config: TrainConfig,
     *,
-    activation: str,
-    dropout_rate: float,
     extra_params: dict[str, object] | None = None,
     dataset_params: dict[str, object] | None = None,
     evaluated_on: Literal["test", "validation"] = "test",
@@ -89,15 +87,14 @@ def train_logged(
     Parameters
     ----------
     build_model : callable
-        Returns a fresh model with ``layer_sizes`` and ``count_parameters()``; called right
-        after seeding with ``config.seed`` so the initial weights are reproducible.
+        Returns a fresh ``CustomANN`` (its ``config``, the architecture, is logged whole with
+        ``count_parameters()``); called right after seeding with ``config.seed`` so the initial
+        weights are reproducible.
     train_data, test_data : anncore.data.TensorData
         ``test_data`` is evaluated after every epoch: the test set, or a validation split.
     config : anncore.trainer.TrainConfig
         How to train (``RunSettings.train_config`` fills in the device, progress bars, seed
         and ``quick``'s batches per epoch); its ``hyperparameters()`` are logged whole.
-    activation, dropout_rate
-        Logged as params.
     extra_params, dataset_params : dict, optional
         More params, e.g. the dataset's name, sizes and checksum.
     evaluated_on : {"test", "validation"}
@@ -113,7 +110,6 @@ def train_logged(
     -------
     anncore.trainer.TrainResult
     """
-    from anncore.models import architecture_string
     from anncore.trainer import set_seed, train
 
     set_seed(config.seed)
@@ -122,9 +118,7 @@ def train_logged(
         {
             **config.hyperparameters(),
             "max_batches": config.max_batches if config.max_batches is not None else "all",
-            "architecture": architecture_string(model.layer_sizes),
-            "activation": activation,
-            "dropout_rate": dropout_rate,
+            **model.config.hyperparameters(),
             "parameter_count": model.count_parameters(),
             **(dataset_params or {}),
             **(extra_params or {}),
