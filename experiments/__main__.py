@@ -21,7 +21,7 @@ from pathlib import Path
 
 from experiments.arguments import command_main
 from experiments.cli import parse_args, print_experiment_list
-from experiments.settings import CustomOptions, RunSettings, SweepOptions, UserInputError
+from experiments.settings import CustomOptions, RunSettings, SweepOptions
 from experiments.studies import EXPERIMENT_NAMES
 from experiments.tracking.signals import Terminated, sigterm_raises
 
