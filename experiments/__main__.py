@@ -17,33 +17,12 @@ import faulthandler
 import os
 import signal
 import sys
-from pathlib import Path
 
 from experiments.arguments import command_main
 from experiments.cli import parse_args, print_experiment_list
-from experiments.settings import CustomOptions, RunSettings, SweepOptions
+from experiments.settings import RunSettings
 from experiments.studies import EXPERIMENT_NAMES
 from experiments.tracking.signals import Terminated, sigterm_raises
-
-DEFAULT_DATA_DIR = Path("data")
-
-
-def settings_from_args(args: argparse.Namespace) -> RunSettings:
-    """The ``RunSettings`` of a parsed ``run`` command, with defaults for options not given."""
-    defaults = RunSettings()
-    return RunSettings(
-        epochs=args.epochs,
-        seeds=args.seeds or defaults.seeds,
-        device=args.device or defaults.device,
-        data_dir=args.data_dir or DEFAULT_DATA_DIR,
-        download=args.data_dir is None,  # only the default ./data is downloaded into
-        quick=bool(args.quick),
-        progress=args.progress,
-        custom=CustomOptions.from_args(args),
-        target_accuracy=args.target_accuracy or defaults.target_accuracy,
-        project_run_id=getattr(args, "project_run_id", None),
-        sweep=SweepOptions.from_args(args),
-    )
 
 
 def dump_stacks_on_sigusr1() -> None:
@@ -83,7 +62,7 @@ def run_command(args: argparse.Namespace) -> int:
 
                 return cleanup_command(args, uri)
             names = list(EXPERIMENT_NAMES) if args.names == ["all"] else list(dict.fromkeys(args.names))
-            return suite.run_suite(names, settings_from_args(args), uri)
+            return suite.run_suite(names, RunSettings.from_args(args), uri)
     except KeyboardInterrupt as interruption:  # outside any run (runs end KILLED themselves)
         print("interrupted", file=sys.stderr)
         return suite.EXIT_TERMINATED if isinstance(interruption, Terminated) else suite.EXIT_INTERRUPTED

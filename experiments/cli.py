@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable, TextIO
 
 from experiments.arguments import OneLineArgumentParser, integer, ranged_float, ranged_int
 from experiments.search import plan as search_plan
 from experiments.search import storage as search_storage
-from experiments.settings import CustomOptions, RunSettings, SweepOptions
+from experiments.settings import CustomOptions, Invocation, RunSettings, SweepOptions
 from experiments.studies import DESCRIPTIONS, EXPERIMENT_NAMES
 from experiments.tracking import liveness
 
@@ -80,7 +81,7 @@ def storage_url(text: str) -> str:
     return _checked(search_storage.check_storage_url, text)
 
 
-def _checked(check, text: str) -> str:
+def _checked(check: Callable[[str], str], text: str) -> str:
     try:
         return check(text)
     except ValueError as error:
@@ -97,10 +98,11 @@ def experiment_name(text: str) -> str:
 
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    defaults = Invocation()
     parser.add_argument("--epochs", type=positive_int, help="epochs for every training experiment (default: the notebook's)")
     parser.add_argument("--seeds", type=seed_list, help="comma-separated seeds, e.g. 0,1,2: studies run each arm once per seed, "
-                        "single runs use the first (default: 0)")
-    parser.add_argument("--device", choices=DEVICES, help="where to train (default: auto, CUDA when available)")
+                        f"single runs use the first (default: {','.join(map(str, defaults.seeds))})")
+    parser.add_argument("--device", choices=DEVICES, help=f"where to train (default: {defaults.device}, CUDA when available)")
     parser.add_argument("--data-dir", type=Path, help="folder holding FashionMNIST/raw (default: ./data, downloaded when missing)")
     parser.add_argument("--tracking-uri", help="MLflow store: sqlite:///path/mlflow.db or http(s)://host:port "
                         "(default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns/mlflow.db)")
@@ -148,7 +150,9 @@ def build_parser() -> OneLineArgumentParser:
     sweep.add_argument("--workers", type=worker_count,
                        help=f"local worker processes sharing the study (default {SweepOptions.workers})")
 
-    rerun = commands.add_parser("rerun", help="a new run with the logged parameters of an old one")
+    rerun = commands.add_parser("rerun", help="a new run with the logged parameters of an old one",
+                                description="A new run with the invocation and options an old run logged; "
+                                "the options given here replace the logged ones (the defaults below are run's).")
     rerun.add_argument("run_id", metavar="RUN_ID", help="id of the run to rerun (see the MLflow UI)")
     _add_common_options(rerun)
 
@@ -170,7 +174,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def print_experiment_list(stream=None) -> None:
+def print_experiment_list(stream: TextIO | None = None) -> None:
     """Print every experiment with its one-line description (to stdout by default)."""
     stream = stream or sys.stdout
     width = max(map(len, EXPERIMENT_NAMES))

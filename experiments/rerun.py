@@ -1,25 +1,31 @@
-"""``rerun RUN_ID``: a new run of the same experiment from the logged parameters of an old one.
+"""``rerun RUN_ID``: a new run of the same experiment with the settings of an old one.
 
-The experiment comes from the old run's ``anncore.experiment`` tag; epochs, seeds, device,
-quick and the ``custom`` architecture from its params; a sweep parent's study, storage, budget
-and workers from its ``anncore.sweep_options`` tag (so its rerun continues that study). Rerunning a child run of a study reruns
-that one arm and seed (under a new parent). The new runs are tagged ``anncore.rerun_of``.
-Options given on the command line (``--device``, ``--epochs``...) override the logged ones;
-the dataset must have the checksum the old run logged.
+The experiment comes from the old run's ``anncore.experiment`` tag; the invocation (epochs,
+seeds, device, quick) is read back whole from its ``anncore.invocation`` tag; a ``custom`` run's
+architecture from its params; a sweep parent's study, storage, budget and workers from its
+``anncore.sweep_options`` tag (so its rerun continues that study). Rerunning a child run of a
+study reruns that one arm and seed (under a new parent). The new runs are tagged
+``anncore.rerun_of``. Options given on the command line (``--device``, ``--epochs``...) override
+the logged ones; the dataset must have the checksum the old run logged.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import dataclasses
+from typing import TYPE_CHECKING
 
 from experiments import suite
-from experiments.tracking import datasets, store
-from experiments.settings import SWEEP_OPTIONS_TAG, CustomOptions, RunSettings, SweepOptions, UserInputError
+from experiments.settings import (INVOCATION_TAG, SWEEP_OPTIONS_TAG, CustomOptions, Invocation, Provenance,
+                                  RunSettings, SweepOptions, UserInputError)
 from experiments.studies import EXPERIMENT_NAMES, get_experiment
+from experiments.tracking import datasets, store
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 
-def _find_run(run_id: str, uri: str):
+def _find_run(run_id: str, uri: str) -> Run:
     import mlflow
 
     store.connect(uri)
@@ -32,46 +38,42 @@ def _find_run(run_id: str, uri: str):
         ) from None
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(","))
-
-
-def settings_for_rerun(run, args: argparse.Namespace) -> tuple[str, RunSettings]:
-    """The experiment name and settings that reproduce ``run``, with command-line overrides."""
-    tags, params = run.data.tags, run.data.params
-    name = tags.get("anncore.experiment")
+def experiment_of(run: Run) -> str:
+    """The experiment that made ``run`` (its ``anncore.experiment`` tag)."""
+    name = run.data.tags.get("anncore.experiment")
     if name not in EXPERIMENT_NAMES:
         raise UserInputError(
             f"run {run.info.run_id!r} has no anncore.experiment tag naming an experiment "
             f"(got {name!r}); accepted: runs made by python -m experiments"
         )
-    role = tags.get("anncore.role", "single")
-    if role == "child":
-        seeds, arms = (int(tags["anncore.seed"]),), (tags["anncore.arm"],)
-    elif role == "parent":
-        seeds, arms = _ints(params["seeds"]), None
-    else:
-        seeds, arms = (int(params.get("seed", 0)),), None
-    defaults = RunSettings()
-    settings = RunSettings(
-        epochs=args.epochs or (int(params["epochs"]) if "epochs" in params else None),
-        seeds=args.seeds or seeds,
-        device=args.device or params.get("device", defaults.device),
-        data_dir=args.data_dir or Path("data"),
-        download=args.data_dir is None,
-        quick=args.quick if args.quick is not None else params.get("quick") == "true",
-        progress=args.progress,
-        custom=CustomOptions.from_params(params) if name == "custom" else defaults.custom,
-        target_accuracy=float(params.get("target_accuracy", defaults.target_accuracy)),
-        arms=arms,
-        rerun_of=run.info.run_id,
-        project_run_id=getattr(args, "project_run_id", None),
-        sweep=sweep_options(run) if name == "sweep" and role == "parent" else defaults.sweep,
+    return name
+
+
+def logged_settings(run: Run) -> RunSettings:
+    """The settings that made ``run``, as it logged them; a child run's: its one arm and seed."""
+    tags, params = run.data.tags, run.data.params
+    name = experiment_of(run)
+    logged = tags.get(INVOCATION_TAG)
+    invocation = Invocation.from_json(logged) if logged is not None else Invocation.from_params(params)
+    arms = None
+    if tags.get("anncore.role") == "child":
+        invocation = dataclasses.replace(invocation, seeds=(int(tags["anncore.seed"]),))
+        arms = (tags["anncore.arm"],)
+    return RunSettings(
+        invocation=invocation,
+        custom=CustomOptions.from_params(params) if name == "custom" else CustomOptions(),
+        target_accuracy=float(params.get("target_accuracy", RunSettings.target_accuracy)),
+        sweep=sweep_options(run) if name == "sweep" and tags.get("anncore.role") == "parent" else SweepOptions(),
+        provenance=Provenance(rerun_of=run.info.run_id, arms=arms),
     )
-    return name, settings
 
 
-def sweep_options(parent) -> SweepOptions:
+def settings_for_rerun(run: Run, args: argparse.Namespace) -> tuple[str, RunSettings]:
+    """The experiment name and settings that reproduce ``run``, with command-line overrides."""
+    return experiment_of(run), RunSettings.from_args(args, base=logged_settings(run))
+
+
+def sweep_options(parent: Run) -> SweepOptions:
     """The sweep options of the last invocation that ran the study of ``parent`` (its ``anncore.sweep_options`` tag).
 
     A parent made before the tag existed gives its study name (a param) and defaults otherwise.
@@ -82,7 +84,7 @@ def sweep_options(parent) -> SweepOptions:
     return SweepOptions(study_name=parent.data.params.get("study_name"))
 
 
-def check_same_dataset(run, settings: RunSettings, name: str) -> None:
+def check_same_dataset(run: Run, settings: RunSettings, name: str) -> None:
     """Raise ``UserInputError`` if the dataset at ``--data-dir`` is not the one ``run`` used."""
     logged = run.data.params.get("dataset_sha256")
     if logged is None or not get_experiment(name).NEEDS_FASHION_MNIST:

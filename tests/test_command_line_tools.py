@@ -1,5 +1,6 @@
 """The command line as users meet it: progress bars on a terminal and in a log, the
-`anncore-experiments` console script, and `rerun` of a whole study with options overriding the logged ones."""
+`anncore-experiments` console script, and `rerun`: of a custom run it rebuilds exactly the invocation and
+options logged, of a whole study the invocation with the options given overriding the logged ones."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from experiments.settings import INVOCATION_TAG, Invocation
 from tests.mlflow_processes import run_cli
 
 VENV_BIN = Path(sys.executable).parent
@@ -119,6 +121,9 @@ def test_rerun_of_a_study_parent_reruns_every_arm_with_the_given_options(tiny_fa
     assert new.data.params["epochs"] == "2" and new.data.params["seeds"] == "0,1"  # the options won
     assert new.data.params["quick"] == "true" and new.data.params["device"] == "cpu"  # the rest as logged
     assert new.data.params["arms"] == old.data.params["arms"]
+    asked = Invocation(epochs=1, seeds=(0,), device="cpu", quick=True)
+    assert Invocation.from_json(old.data.tags[INVOCATION_TAG]) == asked
+    assert Invocation.from_json(new.data.tags[INVOCATION_TAG]) == Invocation(epochs=2, seeds=(0, 1), device="cpu", quick=True)
     children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{new.info.run_id}'")
     arms = {arm.split("=")[0] for arm in old.data.params["arms"].split(";")}
     assert len(arms) == 3
@@ -127,3 +132,29 @@ def test_rerun_of_a_study_parent_reruns_every_arm_with_the_given_options(tiny_fa
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags["anncore.rerun_of"] == old.info.run_id
         assert [m.step for m in client.get_metric_history(child.info.run_id, "test_acc")] == [1, 2]
+
+
+def test_rerun_of_a_custom_run_rebuilds_its_invocation_and_options(tiny_fashion_root, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = ["--no-progress", "--data-dir", str(tiny_fashion_root), "--tracking-uri", uri]
+    assert run_cli(["run", "custom", "--quick", "--epochs", "1", "--seeds", "3,4", "--device", "cpu",
+                    "--hidden-sizes", "16,8", "--dropout", "0.1", "--lr", "0.01", "--activation", "tanh", *common])[0] == 0
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment_id = client.get_experiment_by_name("anncore-custom").experiment_id
+    [old] = client.search_runs([experiment_id])
+    assert Invocation.from_json(old.data.tags[INVOCATION_TAG]) == Invocation(epochs=1, seeds=(3, 4), device="cpu", quick=True)
+
+    status, _, err = run_cli(["rerun", old.info.run_id, *common])  # nothing given again
+    assert status == 0, err
+    [new] = client.search_runs([experiment_id], f"tags.`anncore.rerun_of` = '{old.info.run_id}'")
+    assert new.info.status == "FINISHED"
+    assert new.data.tags[INVOCATION_TAG] == old.data.tags[INVOCATION_TAG]
+    same = ("seed", "seeds", "epochs", "device", "quick", "hidden_sizes", "dropout_rate", "learning_rate", "activation")
+    assert {key: new.data.params[key] for key in same} == {key: old.data.params[key] for key in same}
+    assert old.data.params["hidden_sizes"] == "16,8" and old.data.params["activation"] == "tanh"
+
+
+def test_a_run_logged_before_the_invocation_tag_gives_the_nearest_invocation():
+    params = {"epochs": "3", "seed": "1", "seeds": "1,2", "device": "cpu", "quick": "true"}
+    assert Invocation.from_params(params) == Invocation(epochs=3, seeds=(1, 2), device="cpu", quick=True)
+    assert Invocation.from_params({"seed": "5"}) == Invocation(seeds=(5,))

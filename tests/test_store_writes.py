@@ -60,12 +60,12 @@ def interrupted_during(function):
 def test_ctrl_c_during_start_run_ends_the_new_run_killed(sqlite_store, monkeypatch):
     """The held signal was raised from with_retry before tracked_run's `try`: the run was never
     ended by us, and MLflow's exit hook then marked it FINISHED."""
-    from experiments.settings import RunSettings
+    from experiments.settings import Invocation, RunSettings
     from experiments.tracking import runs
 
     monkeypatch.setattr(mlflow, "start_run", interrupted_during(mlflow.start_run))
     with pytest.raises(KeyboardInterrupt):
-        with runs.tracked_run(RunSettings(device="cpu"), "writes"):
+        with runs.tracked_run(RunSettings(Invocation(device="cpu")), "writes"):
             pytest.fail("the body must not run once Ctrl-C came")
     [run] = sqlite_store.search_runs([sqlite_store.get_experiment_by_name("anncore-writes").experiment_id])
     assert run.info.status == "KILLED" and run.data.tags["anncore.error"] == "KeyboardInterrupt"

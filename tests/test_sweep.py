@@ -21,7 +21,7 @@ import pytest
 import requests
 import torch
 
-from experiments.settings import RunSettings
+from experiments.settings import Invocation, RunSettings
 from experiments.tracking import datasets
 from experiments.search.storage import GRACE_PERIOD_S
 from experiments.tracking.registry import REGISTERED_MODEL
@@ -64,7 +64,7 @@ def parent_of(folder: Path, study: str = "fashion-mnist-quick"):
 
 
 def quick_settings(data_dir: Path) -> RunSettings:
-    return RunSettings(data_dir=data_dir, download=False, quick=True, progress=False, device="cpu")
+    return RunSettings(Invocation(quick=True, device="cpu"), data_dir=data_dir, download=False, progress=False)
 
 
 @pytest.fixture(scope="module")

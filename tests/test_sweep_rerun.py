@@ -1,6 +1,6 @@
 """``rerun`` of a sweep's parent run continues that parent's study, in that study's storage, with the
-budget and workers it was run with (the options are read back whole from the parent's
-``anncore.sweep_options`` tag), and no password is ever written there."""
+budget and workers it was run with and the same invocation (both read back whole from the parent's
+``anncore.sweep_options`` and ``anncore.invocation`` tags), and no password is ever written there."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import mlflow
 import optuna
 
 from experiments.search.storage import without_password
-from experiments.settings import SWEEP_OPTIONS_TAG, SweepOptions
+from experiments.settings import INVOCATION_TAG, SWEEP_OPTIONS_TAG, Invocation, SweepOptions
 from tests.mlflow_processes import run_cli
 
 
@@ -20,7 +20,7 @@ def test_rerun_of_the_parent_continues_its_own_study_and_storage(tiny_fashion_ro
     storage = f"sqlite:///{tmp_path / 'elsewhere' / 'class-a.db'}"
     (tmp_path / "elsewhere").mkdir()
     common = ["--no-progress", "--data-dir", str(tiny_fashion_root), "--tracking-uri", uri]
-    status, _, err = run_cli(["run", "sweep", "--quick", "--device", "cpu", "--epochs", "1", "--trials", "2",
+    status, _, err = run_cli(["run", "sweep", "--quick", "--device", "cpu", "--epochs", "1", "--seeds", "7", "--trials", "2",
                               "--study-name", "class-a", "--storage", storage, *common])
     assert status == 0, err
     client = mlflow.MlflowClient(uri)
@@ -28,6 +28,8 @@ def test_rerun_of_the_parent_continues_its_own_study_and_storage(tiny_fashion_ro
     [parent] = client.search_runs([experiment_id], "tags.`anncore.role` = 'parent'")
     logged = json.loads(parent.data.tags[SWEEP_OPTIONS_TAG])
     assert logged == {"trials": 2, "timeout_s": None, "study_name": "class-a", "storage": storage, "workers": 1}
+    asked = Invocation(epochs=1, seeds=(7,), device="cpu", quick=True)
+    assert Invocation.from_json(parent.data.tags[INVOCATION_TAG]) == asked
 
     status, _, err = run_cli(["rerun", parent.info.run_id, *common])  # no sweep option given again
     assert status == 0, err
@@ -39,6 +41,11 @@ def test_rerun_of_the_parent_continues_its_own_study_and_storage(tiny_fashion_ro
     trials = client.search_runs([experiment_id], "tags.`anncore.trial_number` != ''")
     assert sorted(int(r.data.tags["anncore.trial_number"]) for r in trials) == [0, 1, 2, 3]
     assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent.info.run_id}
+    # the rerun asked exactly what the first invocation asked (a seed other than 7 would not continue the study)
+    assert Invocation.from_json(parents[0].data.tags[INVOCATION_TAG]) == asked
+    assert json.loads(parents[0].data.tags[SWEEP_OPTIONS_TAG]) == logged
+    reruns = [r for r in trials if r.data.tags.get("anncore.rerun_of") == parent.info.run_id]
+    assert len(reruns) == 2 and {Invocation.from_json(r.data.tags[INVOCATION_TAG]) for r in reruns} == {asked}
 
 
 def test_the_logged_options_never_hold_a_password() -> None:

@@ -329,8 +329,8 @@ def test_hyperparameters_are_the_fields_that_shape_the_model_and_only_those():
 
 
 def test_run_settings_fill_in_the_run_options_of_a_train_config():
-    from experiments.settings import QUICK_MAX_BATCHES, RunSettings
+    from experiments.settings import QUICK_MAX_BATCHES, Invocation, RunSettings
 
-    config = RunSettings(seeds=(3, 4), device="cpu", quick=True, progress=False).train_config(epochs=2, learning_rate=0.05)
+    config = RunSettings(Invocation(seeds=(3, 4), device="cpu", quick=True), progress=False).train_config(epochs=2, learning_rate=0.05)
     assert (config.seed, config.device, config.progress, config.max_batches) == (3, "cpu", False, QUICK_MAX_BATCHES)
     assert (config.epochs, config.learning_rate, config.batch_size) == (2, 0.05, 128)

@@ -358,19 +358,16 @@ def run_anncore_mlflow(setup: BenchmarkSetup) -> PipelineRun:
 
 def benchmark_settings(setup: BenchmarkSetup):
     """The experiments' ``RunSettings`` matching ``setup`` (quick when batches are capped)."""
-    from experiments.settings import QUICK_MAX_BATCHES, RunSettings
+    from experiments.settings import QUICK_MAX_BATCHES, Invocation, RunSettings
 
     quick = setup.max_batches is not None
     if quick and setup.max_batches != QUICK_MAX_BATCHES:
         raise ValueError(f"max_batches must be None or {QUICK_MAX_BATCHES} (the experiments' --quick), "
                          f"got {setup.max_batches!r}")
     return RunSettings(
-        epochs=setup.epochs,
-        seeds=(setup.seed,),
-        device=str(setup.device),
+        invocation=Invocation(epochs=setup.epochs, seeds=(setup.seed,), device=str(setup.device), quick=quick),
         data_dir=setup.data_dir,
         download=False,
-        quick=quick,
         progress=setup.progress,
     )
 

@@ -85,9 +85,9 @@ def check_signature(existing: dict | None, wanted: dict, study_name: str) -> Non
 
 def preflight(settings: RunSettings, tracking_uri: str) -> None:
     """Check the storage and, for an existing study, that it can be continued; before any run starts."""
-    if settings.arms is not None:  # `rerun` of one trial's run
+    if settings.provenance.arms is not None:  # `rerun` of one trial's run
         raise UserInputError(
-            f"a sweep trial ({', '.join(settings.arms)}) is not rerun on its own; accepted: the parent run's id, "
+            f"a sweep trial ({', '.join(settings.provenance.arms)}) is not rerun on its own; accepted: the parent run's id, "
             "or python -m experiments run sweep --study-name NAME to continue its study"
         )
     plan = search_plan(settings, tracking_uri)

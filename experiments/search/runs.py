@@ -16,8 +16,8 @@ How a trial's run ends:
 
 Parent and trial runs carry the liveness tags of every run (``anncore.host``, ``pid``,
 ``process_start``, ``heartbeat``); an invocation that continues a study takes its parent
-over (its own process's tags) and records its options in the tag ``anncore.sweep_options``,
-which ``rerun`` of the parent reads back.
+over (its own process's tags) and records its invocation and options in the tags
+``anncore.invocation`` and ``anncore.sweep_options``, which ``rerun`` of the parent reads back.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import pandas as pd
 
 from experiments.search.storage import without_password
-from experiments.settings import SWEEP_OPTIONS_TAG, RunSettings
+from experiments.settings import INVOCATION_TAG, SWEEP_OPTIONS_TAG, RunSettings
 from experiments.tracking import liveness, runs, store
 
 if TYPE_CHECKING:
@@ -94,8 +94,8 @@ def _create_parent(client: mlflow.MlflowClient, settings: RunSettings, study: op
 def attached_parent(parent_id: str, settings: RunSettings) -> Iterator[mlflow.ActiveRun]:
     """Make the parent run active for this invocation and end it FINISHED, FAILED or KILLED.
 
-    The parent takes this process's liveness tags (it is this invocation's run now) and this
-    invocation's sweep options (storage without its password).
+    The parent takes this process's liveness tags (it is this invocation's run now), this
+    invocation (``anncore.invocation``) and its sweep options (storage without its password).
     """
     import mlflow
 
@@ -104,7 +104,8 @@ def attached_parent(parent_id: str, settings: RunSettings) -> Iterator[mlflow.Ac
         options = settings.sweep
         if options.storage is not None:
             options = dataclasses.replace(options, storage=without_password(options.storage))
-        store.with_retry(mlflow.set_tags, {**liveness.process_tags(), SWEEP_OPTIONS_TAG: options.to_json()})
+        store.with_retry(mlflow.set_tags, {**liveness.process_tags(), INVOCATION_TAG: settings.invocation.to_json(),
+                                           SWEEP_OPTIONS_TAG: options.to_json()})
         yield run
 
 

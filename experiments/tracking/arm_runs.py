@@ -155,7 +155,7 @@ def run_study(
     Parameters
     ----------
     settings : RunSettings
-        Seeds, device, quick; ``settings.arms`` restricts the arms (rerun of one child).
+        Seeds, device, quick; ``settings.provenance.arms`` restricts the arms (rerun of one child).
     experiment : str
         Experiment name, e.g. ``"depth"``.
     arms : sequence of Arm
@@ -175,9 +175,10 @@ def run_study(
         The parent run and the best arm's mean final test accuracy.
     """
     data = datasets.load(settings)
-    selected = [arm for arm in arms if settings.arms is None or arm.name in settings.arms]
+    wanted = settings.provenance.arms
+    selected = [arm for arm in arms if wanted is None or arm.name in wanted]
     if not selected:
-        raise ValueError(f"no arm of {experiment} is named {settings.arms}; accepted: {[a.name for a in arms]}")
+        raise ValueError(f"no arm of {experiment} is named {wanted}; accepted: {[a.name for a in arms]}")
     metrics = (*SUMMARY_METRICS, *extra_metrics)
     base = settings.train_config(epochs=epochs, track_grad_norms=track_grad_norms)
     parent_params = {

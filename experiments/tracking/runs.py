@@ -26,7 +26,7 @@ import traceback
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Mapping
 
-from experiments.settings import RunSettings
+from experiments.settings import INVOCATION_TAG, RunSettings
 from experiments.tracking import liveness, store
 from experiments.tracking.provenance import git_commit, package_versions
 
@@ -57,16 +57,17 @@ def common_params(settings: RunSettings, seed: int | None = None) -> dict[str, o
 
 
 def run_tags(settings: RunSettings, experiment: str, role: str, arm: str | None, seed: int | None) -> dict[str, str]:
-    """The tags a new run of the suite starts with: experiment, role, arm, seed, rerun and this process's liveness."""
-    tags = {**liveness.process_tags(), "anncore.experiment": experiment, "anncore.role": role}
+    """The tags a new run of the suite starts with: experiment, role, invocation, arm, seed, rerun and liveness."""
+    tags = {**liveness.process_tags(), "anncore.experiment": experiment, "anncore.role": role,
+            INVOCATION_TAG: settings.invocation.to_json()}
     if arm is not None:
         tags["anncore.arm"] = arm
     if seed is not None and role == "child":
         tags["anncore.seed"] = str(seed)
-    if settings.rerun_of:
-        tags["anncore.rerun_of"] = settings.rerun_of
-    if settings.project_run_id:
-        tags["anncore.project_run_id"] = settings.project_run_id
+    if settings.provenance.rerun_of:
+        tags["anncore.rerun_of"] = settings.provenance.rerun_of
+    if settings.provenance.project_run_id:
+        tags["anncore.project_run_id"] = settings.provenance.project_run_id
     return tags
 
 
@@ -108,7 +109,7 @@ def tracked_run(
     Parameters
     ----------
     settings : RunSettings
-        The invocation's settings (seeds, device, quick, rerun_of).
+        The command's settings (its invocation, provenance, ...).
     experiment : str
         Experiment name, e.g. ``"depth"``.
     role : {"single", "parent", "child"}
