@@ -130,9 +130,10 @@ def typst_version(typst_path: Path | None = None) -> str:
                           check=True).stdout.strip()  # fmt: skip
 
 
-def pdf_text(pdf: Path) -> str:
-    """The PDF's text, laid out as on the page (poppler's pdftotext -layout)."""
-    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+def pdf_text(pdf: Path, raw: bool = False) -> str:
+    """The PDF's text, laid out as on the page (poppler's pdftotext -layout), or with ``raw`` in
+    the order it was drawn (-raw: a formula's pieces in sequence, as typst set them)."""
+    return subprocess.run(["pdftotext", "-raw" if raw else "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True, timeout=120).stdout  # fmt: skip
 
 

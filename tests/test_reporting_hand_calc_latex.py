@@ -77,7 +77,7 @@ def test_3_2_1_gradients_and_update_match_closed_form(trace_3_2_1: dict) -> None
     delta_hidden = 0.5 * delta
     assert line_starting(md, r"\frac{\partial L}{\partial W_{13}^{(1)}}").endswith(f"= {delta_hidden * 0.5:.4f}")
     assert line_starting(md, r"W_{11}^{(2)}").endswith(f"= {0.5 - 0.1 * delta * a[0]:.4f}")
-    assert r"\operatorname{ReLU}'(z_{1}^{(1)}) &= 1 \quad" in md
+    assert r"\mathrm{ReLU}'(z_{1}^{(1)}) &= 1 \quad" in md
 
 
 def test_steps_come_in_reading_order(trace_3_2_1: dict) -> None:

@@ -20,11 +20,11 @@ from reporting.i18n import _
 FUNCTION_NAMES = {
     "sigmoid": r"\sigma",
     "tanh": r"\tanh",
-    "relu": r"\operatorname{ReLU}",
-    "leaky_relu": r"\operatorname{LeakyReLU}",
-    "elu": r"\operatorname{ELU}",
-    "identity": r"\operatorname{id}",
-    "softmax": r"\operatorname{softmax}",
+    "relu": r"\mathrm{ReLU}",
+    "leaky_relu": r"\mathrm{LeakyReLU}",
+    "elu": r"\mathrm{ELU}",
+    "identity": r"\mathrm{id}",
+    "softmax": r"\mathrm{softmax}",
 }
 LOSS_FORMULAS = {
     "half_squared_error": r"L = \tfrac{1}{2} \sum_i (\hat{y}_i - y_i)^2",
