@@ -149,6 +149,7 @@ def test_charts_are_interactive_html_with_a_png_and_name_their_run(full_report, 
         assert f"`{latest_runs[experiment].info.run_id[:8]}`" in md, label
     ids = re.findall(r'class="vega-chart" id="([^"]+)"', "".join(code_markdown(full_report)))
     assert len(ids) == len(set(ids)) >= len(CHART_CELLS)
+    assert not set(ids) & set(cells_by_label(full_report))
 
 
 def test_no_output_makes_quarto_fetch_require_js_from_a_cdn(full_report) -> None:
@@ -271,6 +272,33 @@ def pdf_texts(typst_build: Path) -> dict[str, str]:
     return texts
 
 
+@pytest.fixture(scope="module")
+def pdf_raw_texts(typst_build: Path, pdf_texts) -> dict[str, str]:
+    """Each PDF's text in content order (``pdftotext -raw``): a formula's pieces as typst set them."""
+    return {version: pdf_text(typst_build / f"index-{version}.pdf", raw=True) for version in pdf_texts}
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
+def test_pdf_piecewise_definitions_keep_each_value_apart_from_its_condition(pdf_raw_texts) -> None:
+    """Pandoc writes ``cases`` for Typst with nothing between a value and its condition: ReLU read
+    "zz > 0 / 0z ≤ 0". The definitions write a comma and a space, which every path keeps."""
+    for version, text in pdf_raw_texts.items():
+        rows = re.findall(r"^(.+), 𝑧 ([>≤]) 0$", text, re.M)
+        # ReLU, ReLU', LeakyReLU, LeakyReLU', ELU, ELU': two rows each
+        assert len(rows) >= 12 and {"𝑧", "0", "1", "𝛼", "𝛼𝑧"} <= {value for value, _ in rows}, (version, rows)
+        assert not re.search(r"(?:𝑧|0|1|𝛼)𝑧 ?[>≤] ?0", text), version
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
+def test_pdf_brackets_hug_what_they_enclose(pdf_raw_texts) -> None:
+    """``\\bigl(`` became a scaled box in Typst, set apart from its contents ("f′ ( z )"), and an
+    ``\\operatorname`` a word set apart from its argument ("ReLU (z)")."""
+    for version, text in pdf_raw_texts.items():
+        assert not re.findall(r".{0,20}(?:[(] [𝑓𝑧𝜎𝐖𝐚𝐳]|[𝑧ℎ] [)]).{0,20}", text), version
+        assert not re.findall(r"(?:ReLU|ELU|softmax) \(𝑧", text), version
+        assert "(𝑓(𝑧 + ℎ) − 𝑓(𝑧 − ℎ))/2ℎ" in text and "ReLU(𝑧)" in text, version
+
+
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
 def test_pdf_compiles_with_typst_0_14_and_0_15_and_shows_the_3_2_1_values(pdf_texts) -> None:
     """Every formula compiles with both typst lines Quarto bundles (\\odot once became typst 0.14's
@@ -306,6 +334,38 @@ def test_pdf_table_cells_stay_inside_their_columns(typst_build: Path, pdf_texts)
     text = pdf_texts[version]
     for name in ("hand_calculations", "activation_study", "784-128-64-32-16-10"):
         assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text), name
+
+
+def test_no_element_id_twice_and_none_a_chunk_label(full_report, html_page: Path) -> None:
+    """Quarto gives each chunk's output the chunk label as element id: a chart whose id equalled a
+    label was drawn into that chunk's place (the benchmark's table vanished). No id of the page
+    (charts, tables, headings) appears twice, and none is a chunk label."""
+    labels = set(cells_by_label(full_report))
+    html = html_page.read_text()
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    chart_ids = re.findall(r'class="vega-chart" id="([^"]+)"', html)
+    table_ids = re.findall(r'<table[^>]*\sid="([^"]+)"', html)
+    assert not duplicates and not labels & set(ids), (duplicates, sorted(labels & set(ids)))
+    assert len(chart_ids) >= len(CHART_CELLS) and all(i.startswith("chart-") for i in chart_ids)
+    assert len(table_ids) > 20 and all(i.startswith("tbl-") for i in table_ids)
+    assert not [label for label in labels if label.startswith(("chart-", "tbl-"))]
+
+
+def test_every_table_is_labelled_so_quarto_keeps_its_caption(full_report, typst_build: Path) -> None:
+    """Quarto drops an unlabelled table's caption from Typst (quarto-cli 11733), and with it the
+    run it names: every table of every output carries a ``tbl-`` label and a caption, and the
+    Typst document places each as a captioned figure."""
+    tables = []
+    for md in code_markdown(full_report):
+        document = json.loads(pypandoc.convert_text(md, "json", format="markdown"))
+        tables += walk(document["blocks"], "Table")
+    labelled = [t for t in tables if t["c"][0][0].startswith("tbl-") and walk(t["c"][1][1], "Str")]  # id, caption
+    assert len(tables) > 20 and len(labelled) == len(tables)
+    typst = (typst_build / "index.typ").read_text()
+    captions = re.findall(r"\n  , caption: \[(.*?)\]\n  , kind: table\n  \)\n<(tbl-[a-z0-9-]+)>", typst, re.S)
+    assert len(captions) == len(re.findall(r"\n  , kind: table\n", typst)) >= len(tables), (len(captions), len(tables))
+    assert sum("MLflow run" in re.sub(r"\s+", " ", caption) for caption, _ in captions) >= len(tables) - 4  # 4 from anncore at render time
 
 
 def test_no_flag_turns_into_an_en_dash(html_page: Path, pdf_texts) -> None:
@@ -346,9 +406,9 @@ def test_charts_use_reader_facing_titles_and_the_tables_arm_names(full_report) -
     for div_id, spec in specs.items():
         for title in titles_in(spec.get("hconcat", spec.get("layer", spec))) + titles_in(spec.get("spec", {})):
             assert "_" not in title and title not in ("arm", "final test acc"), (div_id, title)
-    comparison = specs["activation-study-comparison"]
+    comparison = specs["chart-activation-study-comparison"]
     assert comparison["layer"][0]["encoding"]["x"]["title"] == "activation"
-    assert specs["depth-comparison"]["layer"][0]["encoding"]["x"]["title"] == "architecture"
+    assert specs["chart-depth-comparison"]["layer"][0]["encoding"]["x"]["title"] == "architecture"
     table = markdown_of(cells_by_label(full_report)["activation-study-table"])
     rows = [line for line in table.splitlines() if line.startswith("|")][2:]  # after the header and the dashes
     table_arms = [row.split("|")[1].strip() for row in rows]
@@ -451,6 +511,8 @@ def test_qmd_parses_with_math_and_labelled_chunks(path: Path) -> None:
         assert re.match(r"#\| label: [a-z0-9-]+\n", block["c"][1]), block["c"][1][:60]
     if path.name != "index.qmd":
         assert walk(document["blocks"], "Math"), "each section has mathematics"
+    for table in walk(document["blocks"], "Table"):  # Quarto keeps only a labelled table's caption in Typst
+        assert table["c"][0][0].startswith("tbl-") and walk(table["c"][1], "Str"), table["c"][0]
 
 
 def test_index_front_matter_and_includes() -> None:

@@ -4,6 +4,7 @@ Markdown tables that pandoc reads as tables."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 
 import altair as alt
@@ -32,8 +33,8 @@ def test_chart_output_is_markdown_with_an_html_block_and_a_typst_image(chart, tm
     document = json.loads(pypandoc.convert_text(markdown, "json", format="markdown"))
     (html, typst) = [block["c"] for block in document["blocks"]]
     assert html[0] == "html" and typst[0] == "typst"
-    assert '<div class="vega-chart" id="loss-chart"></div>' in html[1]
-    spec, _ = json.JSONDecoder().raw_decode(html[1].split('getElementById("loss-chart"), ', 1)[1])
+    assert '<div class="vega-chart" id="chart-loss-chart"></div>' in html[1]
+    spec, _ = json.JSONDecoder().raw_decode(html[1].split('getElementById("chart-loss-chart"), ', 1)[1])
     assert spec["mark"]["type"] == "line" and '"loss": 0.3' in json.dumps(spec)
     assert 'image("_chart_images/default/loss-chart.png"' in typst[1] and 'alt: "Loss per epoch"' in typst[1]
     png = (tmp_path / "_chart_images" / "default" / "loss-chart.png").read_bytes()
@@ -83,15 +84,22 @@ def test_vega_scripts_define_vega_embed_inline() -> None:
     assert html.startswith("<script") and "vegaEmbed" in html and "src=" not in html.split(">", 1)[0]
 
 
-def test_markdown_table_is_a_pandoc_table_with_caption() -> None:
+def test_markdown_table_is_a_labelled_pandoc_table_with_caption() -> None:
+    """Labelled ``tbl-...``: Quarto keeps only a labelled table's caption in Typst (quarto-cli 11733)."""
     frame = pd.DataFrame({"class": ["Bag", "Coat"], "accuracy": ["97.10%", "73.20%"]})
-    text = markdown_table(frame, "Per-class accuracy (MLflow run `abcd1234`)")
+    text = markdown_table(frame, "Per-class accuracy (MLflow run `abcd1234`)", "per-class")
     document = json.loads(pypandoc.convert_text(text, "json", format="markdown"))
     (table,) = [block for block in document["blocks"] if block["t"] == "Table"]
+    assert table["c"][0][0] == "tbl-per-class"
     caption = json.dumps(table["c"][1])
-    assert "abcd1234" in caption
+    assert "abcd1234" in caption and "{#" not in caption
     body_rows = table["c"][4][0][3]
     assert len(body_rows) == 2
+    typst = pypandoc.convert_text(text, "typst", format="markdown")
+    assert re.search(r"caption: \[Per-class accuracy \(MLflow run `abcd1234`\)\]", typst) and "<tbl-per-class>" in typst
+    for bad in ("Per class", "tbl_x", ""):
+        with pytest.raises(ValueError, match="a table's name is lower-case letters and digits joined by '-'"):
+            markdown_table(frame, "caption", bad)
 
 
 def test_wide_table_columns_fit_their_longest_words() -> None:
@@ -102,14 +110,14 @@ def test_wide_table_columns_fit_their_longest_words() -> None:
         "run": ["`133c0dac`", "`e1fd9d21`"],
         "what it shows": ["traces of the worked examples, checked against torch autograd " * 2, "TO-DO 4.2"],
     })  # fmt: skip
-    text = markdown_table(frame, "Experiments")
+    text = markdown_table(frame, "Experiments", "experiments")
     widths = [len(cell) for cell in text.splitlines()[1].strip("|").split("|")]
     assert widths[0] >= 1.15 * len("hand_calculations") + 2 and widths[1] >= 1.15 * 8 + 2
     document = json.loads(pypandoc.convert_text(text, "json", format="markdown"))
     (table,) = [block for block in document["blocks"] if block["t"] == "Table"]
     relative = [spec[1]["c"] for spec in table["c"][2]]  # ColWidth fractions, in the dashes' proportions
     assert abs(sum(relative) - 1) < 0.01 and relative[0] > relative[1]
-    wide = markdown_table(pd.DataFrame({f"c{i}": ["`anncore_mlflow_over_anncore`"] for i in range(8)}))
+    wide = markdown_table(pd.DataFrame({f"c{i}": ["`anncore_mlflow_over_anncore`"] for i in range(8)}), "Wide", "wide")
     typst = pypandoc.convert_text(wide, "typst", format="markdown")
     assert "#[#set text(size: 0.6em)" in typst and typst.rstrip().endswith("]")
     assert "#set text" not in pypandoc.convert_text(wide, "html", format="markdown")

@@ -42,6 +42,10 @@ PT_PER_PX = 0.75
 # _bootstrap-variables.scss); a wider chart is cut at the column's edge (it scrolls). Charts
 # wider than this get their legends below the plot instead of beside it.
 COLUMN_WIDTH_PX = 720
+# A chart's HTML element id begins with this; the report's chunk labels never do (tests/test_report.py).
+CHART_ID_PREFIX = "chart-"
+# A table's label (and HTML element id) begins with this: Quarto's cross-reference prefix for tables.
+TABLE_ID_PREFIX = "tbl-"
 
 
 def raw_block(format_name: str, content: str) -> str:
@@ -73,7 +77,8 @@ class ChartOutput:
     chart : altair.TopLevelMixin
         The chart.
     div_id : str
-        Its HTML element id, unique within the document; also the PNG's file name.
+        Its name, unique within the document: the PNG's file name, and after :data:`CHART_ID_PREFIX`
+        its HTML element id (:attr:`element_id`).
     alt_text : str
         A short description: the ``text/plain`` representation and the PDF image's alt text.
     """
@@ -81,6 +86,16 @@ class ChartOutput:
     chart: alt.TopLevelMixin
     div_id: str
     alt_text: str
+
+    @property
+    def element_id(self) -> str:
+        """The chart's HTML element id: ``chart-`` and its name.
+
+        Quarto gives each chunk's output the chunk label as element id; a chart whose id equalled
+        its chunk's label (or another chunk's) was a duplicate id, and the browser drew the chart
+        into the first element with it (a table's chunk). No chunk label starts with ``chart-``.
+        """
+        return CHART_ID_PREFIX + self.div_id
 
     def fitted(self) -> tuple[alt.TopLevelMixin, bytes]:
         """The chart as shown, fitted to the report's column, and its PNG.
@@ -114,7 +129,7 @@ class ChartOutput:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         chart, png = self.fitted()
-        html = chart_html_fragment(chart, self.div_id)
+        html = chart_html_fragment(chart, self.element_id)
         typst = self.typst_image(self.write_png(png))
         return {"text/markdown": raw_block("html", html) + "\n" + raw_block("typst", typst), "text/plain": self.alt_text}
 
@@ -184,17 +199,21 @@ def column_widths(rows: list[list[str]]) -> list[int]:
     return [max(3, round(w)) for w in widths]
 
 
-def markdown_table(frame: pd.DataFrame, caption: str | None = None) -> str:
-    """A DataFrame as a Markdown pipe table (index dropped), with an optional caption line.
+def markdown_table(frame: pd.DataFrame, caption: str, name: str) -> str:
+    """A DataFrame as a Markdown pipe table (index dropped), captioned and labelled ``tbl-<name>``.
 
-    Format the numbers in ``frame`` first: values are written as they are. The separator line
-    carries :func:`column_widths` as its dashes. A table too wide for one line of source (72
+    Format the numbers in ``frame`` first: values are written as they are. The label matters:
+    Quarto drops the caption of an unlabelled table from the Typst output (quarto-cli issue
+    11733), and labels it "Table N" in both formats. The separator line carries
+    :func:`column_widths` as its dashes. A table too wide for one line of source (72
     characters) gets, from pandoc (and Quarto), the full text width split in those proportions;
     left to the PDF's table layout, code-formatted names and run ids ran into the next column.
     A narrower table keeps its natural widths. A table whose longest words alone are wider than
     the page (ten columns, say) is set in the PDF at the smaller text size that fits them, in a
     Typst block around it (raw Typst, which other formats drop).
     """
+    if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", name):
+        raise ValueError(f"a table's name is lower-case letters and digits joined by '-', got {name!r}")
     header = [str(column) for column in frame.columns]
     body = [["" if pd.isna(value) else str(value).replace("|", "\\|") for value in row] for row in frame.itertuples(index=False)]
     widths = column_widths([header, *body])
@@ -204,8 +223,7 @@ def markdown_table(frame: pd.DataFrame, caption: str | None = None) -> str:
         "|" + "|".join(":" + "-" * w for w in widths) + "|",
         *("| " + " | ".join(row) + " |" for row in body),
     ]
-    table = "\n".join(lines)
-    table = f"{table}\n\n: {caption}\n" if caption else f"{table}\n"
+    table = "\n".join(lines) + f"\n\n: {caption} {{#{TABLE_ID_PREFIX}{name}}}\n"
     if shrink < 1:
         size = max(0.6, math.floor(shrink * 100) / 100)
         table = raw_block("typst", f"#[#set text(size: {size}em)") + "\n" + table + "\n" + raw_block("typst", "]")

@@ -109,8 +109,9 @@ class Section:
             Markdown(f"{note}{' ' if note else ''}{self.source_line(runs)}\n"),
         )
 
-    def table(self, frame: pd.DataFrame, caption: str, runs: Sequence[StoredRun]) -> Markdown:
-        """A Markdown table whose caption names the runs it came from."""
+    def table(self, frame: pd.DataFrame, caption: str, runs: Sequence[StoredRun], name: str) -> Markdown:
+        """A Markdown table whose caption names the runs it came from, labelled ``tbl-<name>``
+        (:func:`reporting.display.markdown_table`)."""
         sources = ", ".join(f"`{run.short_id}`" for run in runs)
         label = ngettext("MLflow run {runs}", "MLflow runs {runs}", len(runs)).format(runs=sources)
-        return Markdown(markdown_table(frame, f"{caption} ({label})"))
+        return Markdown(markdown_table(frame, f"{caption} ({label})", name))

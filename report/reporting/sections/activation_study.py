@@ -40,7 +40,7 @@ def activation_table(store: Store, run: StoredRun) -> Markdown:
     caption = _("Activation study: one row per activation function")
     if target is not None:
         caption += " " + _("(target test accuracy {target})").format(target=percent(target, 0))
-    return ACTIVATION_STUDY.table(frame, caption, [run])
+    return ACTIVATION_STUDY.table(frame, caption, [run], "activation-study")
 
 
 @ACTIVATION_STUDY.output

@@ -67,7 +67,7 @@ def derivative_frame(table: pd.DataFrame) -> pd.DataFrame:
 def derivative_check(store: Store, run: StoredRun) -> Markdown:
     """Table: each analytic derivative against a central difference, and its largest value."""
     frame = derivative_frame(store.load_csv(run, "activations.csv"))
-    return SECTION.table(frame, _("Analytic derivatives checked against central differences"), [run])
+    return SECTION.table(frame, _("Analytic derivatives checked against central differences"), [run], "derivative-check")
 
 
 @SECTION.output
@@ -113,4 +113,4 @@ def elu_values() -> Markdown:
         }
     )
     caption = _("ELU on the TO-DO 1.1 test array, computed by `anncore.activations.elu` at render time")
-    return Markdown(markdown_table(frame, caption))
+    return Markdown(markdown_table(frame, caption, "elu-values"))

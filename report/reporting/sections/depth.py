@@ -29,7 +29,7 @@ def depth_status() -> Markdown:
 def depth_table(store: Store, run: StoredRun) -> Markdown:
     """Training time, accuracy and parameter count per architecture."""
     summary, results = store.load_csv(run, "summary.csv"), store.load_csv(run, "results.csv")
-    return DEPTH.table(summary_frame(summary, results), _("Depth study: one row per architecture"), [run])
+    return DEPTH.table(summary_frame(summary, results), _("Depth study: one row per architecture"), [run], "depth")
 
 
 @DEPTH.output

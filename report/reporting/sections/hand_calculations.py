@@ -76,7 +76,7 @@ def discrepancy_table(store: Store, run: StoredRun, key: str) -> str:
         len(rows),
     ).format(n=len(rows))
     caption = _("Notebook values vs exact values (MLflow run `{id}`)").format(id=run.short_id)
-    return heading + "\n\n" + markdown_table(shown, caption)
+    return heading + "\n\n" + markdown_table(shown, caption, "discrepancies-" + key.replace("_", "-"))
 
 
 @SECTION.output
@@ -170,4 +170,4 @@ def todo_answers(store: Store, run: StoredRun, decimals: int = 4) -> Markdown:
             ],
         }
     )
-    return SECTION.table(frame, _("Answers to TO-DO 2.1 and 2.2"), [run])
+    return SECTION.table(frame, _("Answers to TO-DO 2.1 and 2.2"), [run], "todo-answers")

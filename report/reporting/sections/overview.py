@@ -58,7 +58,7 @@ def provenance() -> Outputs:
             "Rendered {rendered}."
         ).format(store=store.tracking_uri, rendered=rendered)
         return Outputs(
-            Markdown(summary + "\n"), Markdown(markdown_table(provenance_frame(store), _("Experiments and their runs")))
+            Markdown(summary + "\n"), Markdown(markdown_table(provenance_frame(store), _("Experiments and their runs"), "provenance"))
         )
     starts = sorted(run.start_time for run in runs if run.start_time)
     devices = sorted({run.device for run in runs})
@@ -82,5 +82,5 @@ def provenance() -> Outputs:
     )
     return Outputs(
         Markdown(summary + "\n"),
-        Markdown(markdown_table(provenance_frame(store), _("Experiments and the runs this report shows"))),
+        Markdown(markdown_table(provenance_frame(store), _("Experiments and the runs this report shows"), "provenance")),
     )

@@ -335,7 +335,7 @@ def notebook_sentence(ratios: dict[str, float]) -> str:
 def pipeline_table(store: Store, run: StoredRun) -> Markdown:
     """Per pipeline: what it runs, seconds per epoch, throughput, evaluation time, memory, optimizer."""
     results = load_results(store, run)
-    return SECTION.table(pipeline_frame(results["pipelines"]), _("Benchmark: one row per training pipeline"), [run])
+    return SECTION.table(pipeline_frame(results["pipelines"]), _("Benchmark: one row per training pipeline"), [run], "performance-pipelines")
 
 
 @SECTION.output
@@ -343,7 +343,7 @@ def ratio_table(store: Store, run: StoredRun) -> Markdown:
     """Every ratio the run measured, against its target where it has one."""
     results = load_results(store, run)
     frame = ratio_frame(results["ratios"], results.get("targets", {}))
-    return SECTION.table(frame, _("Benchmark: ratios and their targets"), [run])
+    return SECTION.table(frame, _("Benchmark: ratios and their targets"), [run], "performance-ratios")
 
 
 @SECTION.output

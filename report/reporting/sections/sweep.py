@@ -74,7 +74,7 @@ def search_space(store: Store, run: StoredRun) -> Markdown:
     space = store.load_csv(run, "search_space.csv", dtype=str).fillna("")
     space = space.apply(lambda column: column.map(translated) if column.name != "parameter" else column)
     headers = {"parameter": _("parameter"), "distribution": _("distribution"), "values": _("values")}
-    return SECTION.table(space.rename(columns=headers), _("Search space"), [run])
+    return SECTION.table(space.rename(columns=headers), _("Search space"), [run], "sweep-space")
 
 
 @SECTION.output
@@ -129,7 +129,7 @@ def best_trials(store: Store, run: StoredRun) -> Markdown:
     """The ten best complete trials."""
     frame = best_trials_frame(store.load_csv(run, "trials.csv"))
     caption = ngettext("The {n} best trial by validation accuracy", "The {n} best trials by validation accuracy", len(frame))
-    return SECTION.table(frame, caption.format(n=len(frame)), [run])
+    return SECTION.table(frame, caption.format(n=len(frame)), [run], "sweep-best")
 
 
 def importance_sentence(importances: pd.DataFrame, note: str) -> str:
@@ -151,7 +151,7 @@ def importances(store: Store, run: StoredRun) -> Markdown:
     if table.empty:
         return Markdown(sentence + "\n")
     frame = pd.DataFrame({_("parameter"): table["parameter"], _("importance"): [percent(v, 1) for v in table["importance"]]})
-    return Markdown(sentence + "\n\n" + SECTION.table(frame, _("Parameter importances (fANOVA)"), [run]).data)
+    return Markdown(sentence + "\n\n" + SECTION.table(frame, _("Parameter importances (fANOVA)"), [run], "sweep-importances").data)
 
 
 def counts_sentence(metrics: dict[str, float]) -> str:
@@ -234,5 +234,5 @@ def champion(store: Store, run: StoredRun) -> Markdown:
     baseline = BASELINE.run()
     rows = [_model_row(_("champion"), best)] + ([_model_row(_("baseline"), baseline)] if baseline else [])
     runs = [best, *([baseline] if baseline else [])]
-    table = SECTION.table(pd.DataFrame(rows), _("Champion against baseline on the test set"), runs)
+    table = SECTION.table(pd.DataFrame(rows), _("Champion against baseline on the test set"), runs, "sweep-champion")
     return Markdown(champion_sentence(best, baseline) + "\n\n" + table.data)

@@ -24,7 +24,7 @@ def status() -> Markdown:
 @SECTION.output
 def summary(store: Store, run: StoredRun) -> Markdown:
     """Final metrics of the synthetic run."""
-    return SECTION.table(final_metrics_frame(run), _("Synthetic task: final metrics"), [run])
+    return SECTION.table(final_metrics_frame(run), _("Synthetic task: final metrics"), [run], "synthetic-summary")
 
 
 @SECTION.output
@@ -69,4 +69,4 @@ def prediction_frame(points: pd.DataFrame) -> pd.DataFrame:
 def predictions(store: Store, run: StoredRun) -> Markdown:
     """The final predictions, summarised per split and class."""
     points = store.load_csv(run, "predictions.csv")
-    return SECTION.table(prediction_frame(points), _("Synthetic task: final predictions per class"), [run])
+    return SECTION.table(prediction_frame(points), _("Synthetic task: final predictions per class"), [run], "synthetic-predictions")
