@@ -10,7 +10,9 @@ message the helpers and chart builders use has a Russian translation with the sa
 
 from __future__ import annotations
 
+import base64
 import collections
+import io
 import json
 import re
 import subprocess
@@ -192,20 +194,58 @@ def test_english_edition_has_no_russian(full_report) -> None:
     assert not CYRILLIC.search(pypandoc.convert_text(json.dumps(document), "plain", format="json"))
 
 
-def numbers(notebook) -> collections.Counter:
-    """Every number the computed outputs show, thousands separators (``,`` or no-break space) removed."""
+def test_russian_numbers_use_a_decimal_comma_and_keep_their_units(full_report_ru) -> None:
+    """Russian typography: ``0,54`` (``0{,}54`` in formulas), and ``10,5 с`` never split at a line end."""
+    text = "\n".join(markdown_outputs(full_report_ru))
+    prose = without_code(text)
+    points = re.findall(r".{0,20}(?<![\w.])(?<!TO-DO )\d+\.\d+(?![\w]|\.\d).{0,20}", prose)
+    assert not points and re.search(r"\d,\d", prose), points[:10]
+    formulas = re.sub(r"^(`{3,})\{?=?[\w.]*\}?\n.*?^\1\s*$|`[^`\n]*`", "", text, flags=re.S | re.M)  # less code
+    maths = re.findall(r"\$\$.*?\$\$|\$[^$\n]+\$", formulas, re.S)
+    assert any(re.search(r"\d\{,\}\d", m) for m in maths) and not [m for m in maths if re.search(r"\d\.\d", m)][:3]
+    assert not re.findall(r".{0,20}\d (?:с|мс|МиБ)(?![А-Яа-яЁё]).{0,5}", prose)
+
+
+def test_russian_edition_leaves_no_english_label_where_the_reader_reads(full_report, full_report_ru) -> None:
+    """The depth study's arms, the model printout's count lines, the search legends' trial states and
+    the prediction grid's captions (drawn in the image: the Russian grid is redrawn from the same tiles)."""
+    from PIL import Image
+
+    from experiments.charts.image_grids import predictions_grid_images
+
+    prose = without_code("\n".join(markdown_outputs(full_report_ru)))
+    assert not re.findall(r"\b(?:shallow|medium|deep)\b", prose)
+    en, ru = cells_by_label(full_report), cells_by_label(full_report_ru)
+    printout = "".join(outputs_of(ru["simple-ann"], "text/markdown"))
+    assert "Total parameters" not in printout and "Всего параметров: 58" in printout
+    sweep = "".join(outputs_of(ru["sweep-history"], "text/markdown") + outputs_of(ru["sweep-parameters"], "text/markdown"))
+    assert any(form in sweep for form in ("завершено", json.dumps("завершено")[1:-1]))  # the spec may \u-escape
+    assert '"COMPLETE"' not in sweep.replace('"state": "COMPLETE"', "")
+    grids = [base64.b64decode(outputs_of(cells["baseline-predictions"], "image/png")[0]) for cells in (en, ru)]
+    assert grids[0] != grids[1]
+    n = len(re.findall(r"^\| \d+ \|", "".join(outputs_of(en["baseline-predictions"], "text/markdown")), re.M))
+    tiles = [predictions_grid_images(Image.open(io.BytesIO(png)), n) for png in grids]
+    assert n >= 8 and (tiles[0] == tiles[1]).all()
+
+
+def numbers(notebook, decimal_comma: bool = False) -> collections.Counter:
+    """Every number the computed outputs show, thousands separators (``,`` or no-break space)
+    removed; with ``decimal_comma``, a comma (``{,}`` in formulas) between digits read as the point."""
     texts = []
     for cell in notebook.cells:
         for md in outputs_of(cell, "text/markdown") if cell.cell_type == "code" else []:
             if cell.metadata["options"].get("label") == "provenance":
                 md = re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC(?=\D*$)", "", md)  # the render time
             texts.append(re.sub(r"^(`{3,})\{=\w+\}\n.*?^\1\s*$", "", md, flags=re.S | re.M))
-    joined = re.sub(r"(?<=\d)[,\u00a0](?=\d{3}(?!\d))", "", "\n".join(texts))
+    joined = "\n".join(texts)
+    if decimal_comma:
+        joined = re.sub(r"(?<=\d)(?:\{,\}|,)(?=\d)", ".", joined)
+    joined = re.sub(r"(?<=\d)[,\u00a0](?=\d{3}(?!\d))", "", joined)
     return collections.Counter(re.findall(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", joined))
 
 
 def test_both_editions_show_the_same_numbers(full_report, full_report_ru) -> None:
-    en, ru = numbers(full_report), numbers(full_report_ru)
+    en, ru = numbers(full_report), numbers(full_report_ru, decimal_comma=True)
     assert sum(en.values()) > 300
     assert en == ru, {"only in English": en - ru, "only in Russian": ru - en}
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from experiments.charts.i18n import N_, translator
+
 SCALE = 3  # 28 px images drawn at 84 px
 TILE = 28 * SCALE
 PAD = 6
 CORRECT, WRONG, TEXT = (0, 110, 40), (190, 20, 20), (20, 20, 20)
+# The prediction grid's layout: caption height under each image, and cell width.
+CAPTION_PX, CELL_WIDTH = 36, max(TILE, 176)
+# The captions, as the course notebook writes them («Истина:», «Предск.:» in Russian).
+TRUE_CAPTION, PREDICTED_CAPTION = N_("true: {name}"), N_("pred: {name} ({confidence})")
 
 
 def to_uint8(images: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -20,6 +27,13 @@ def to_uint8(images: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 
 def _font(size: int) -> ImageFont.ImageFont:
+    """DejaVu Sans (Latin and Cyrillic; matplotlib, which MLflow requires, ships it), else Pillow's own."""
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    except (ImportError, OSError):
+        pass
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has one bitmap size only
@@ -64,6 +78,7 @@ def predictions_grid(
     confidence: np.ndarray,
     class_names: Sequence[str],
     columns: int = 4,
+    language: str = "en",
 ) -> Image.Image:
     """Images with "true", "pred (confidence)" captions; the prediction green if right, red if wrong.
 
@@ -78,23 +93,47 @@ def predictions_grid(
     class_names : sequence of str
     columns : int
         Images per row.
+    language : str
+        The captions' language (a ``charts`` catalogue; ``"ru"`` writes a decimal comma).
     """
-    font = _font(13)
-    caption = 36
-    cell_width = max(TILE, 150)
+    _ = translator(language)
+    font = _font(12)
     rows = -(-len(images) // columns)
-    canvas = Image.new("RGB", (columns * (cell_width + PAD) + PAD, rows * (TILE + caption + PAD) + PAD), "white")
+    canvas = Image.new("RGB", (columns * (CELL_WIDTH + PAD) + PAD, rows * (TILE + CAPTION_PX + PAD) + PAD), "white")
     draw = ImageDraw.Draw(canvas)
     for i in range(len(images)):
-        left = PAD + (i % columns) * (cell_width + PAD)
-        top = PAD + (i // columns) * (TILE + caption + PAD)
-        canvas.paste(_tile(images[i]), (left + (cell_width - TILE) // 2, top))
+        left, top = _cell_origin(i, columns)
+        canvas.paste(_tile(images[i]), (left + (CELL_WIDTH - TILE) // 2, top))
         right = predicted[i] == labels[i]
-        draw.text((left, top + TILE + 2), f"true: {class_names[labels[i]]}", fill=TEXT, font=font)
+        share = f"{confidence[i]:.2f}".replace(".", "," if language == "ru" else ".")
+        draw.text((left, top + TILE + 2), _(TRUE_CAPTION).format(name=class_names[labels[i]]), fill=TEXT, font=font)
         draw.text(
             (left, top + TILE + 18),
-            f"pred: {class_names[predicted[i]]} ({confidence[i]:.2f})",
+            _(PREDICTED_CAPTION).format(name=class_names[predicted[i]], confidence=share),
             fill=CORRECT if right else WRONG,
             font=font,
         )
     return canvas
+
+
+def _cell_origin(index: int, columns: int, cell_width: int = CELL_WIDTH) -> tuple[int, int]:
+    """Top-left corner of the ``index``-th cell of a :func:`predictions_grid`."""
+    return PAD + (index % columns) * (cell_width + PAD), PAD + (index // columns) * (TILE + CAPTION_PX + PAD)
+
+
+def predictions_grid_images(grid: Image.Image, count: int, columns: int = 4) -> np.ndarray:
+    """The ``count`` 28x28 uint8 images a :func:`predictions_grid` was drawn from, cut back out of it.
+
+    The tiles are the images enlarged :data:`SCALE` times by nearest neighbour and stored
+    losslessly (PNG), so every third pixel is the original one. This lets a report redraw a
+    logged grid with captions in another language without the dataset. The cell width is read
+    from the grid's width (older grids had narrower cells).
+    """
+    gray = np.asarray(grid.convert("L"))
+    cell_width = (gray.shape[1] - PAD) // columns - PAD
+    images = []
+    for i in range(count):
+        left, top = _cell_origin(i, columns, cell_width)
+        left += (cell_width - TILE) // 2
+        images.append(gray[top : top + TILE : SCALE, left : left + TILE : SCALE])
+    return np.stack(images).astype(np.uint8)

@@ -11,15 +11,18 @@ import math
 
 import pandas as pd
 
-from reporting.i18n import _, integer, ngettext
+from reporting.i18n import N_, _, integer, ngettext
 from reporting.training_tables import percent
 
 DISPLAY_NAMES = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "elu": "ELU", "leaky_relu": "Leaky ReLU"}
+# The depth study's arms, words that a Russian sentence must not leave in English.
+DISPLAY_NAMES |= {"shallow": N_("shallow"), "medium": N_("medium"), "deep": N_("deep")}
 
 
 def display_name(arm: str) -> str:
-    """How an arm is written in prose: ``relu`` -> ``ReLU``; other names unchanged."""
-    return DISPLAY_NAMES.get(arm, arm)
+    """How an arm is written in prose, tables and charts: ``relu`` -> ``ReLU``, ``deep`` -> ``deep``
+    (``глубокая`` in Russian); other names unchanged."""
+    return _(DISPLAY_NAMES[arm]) if arm in DISPLAY_NAMES else arm
 
 
 def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -173,12 +176,13 @@ def gradient_sentence(grad_norms: pd.DataFrame, slow: str = "sigmoid", fast: str
         return _("The first-layer gradient norms ({a} and {b}) cannot be compared as a ratio.").format(
             a=f"{a:.3g}", b=f"{b:.3g}"
         )
-    if a < b:
-        relation = _("{ratio} times smaller than").format(ratio=f"{b / a:.1f}")
-    elif a > b:
-        relation = _("{ratio} times larger than").format(ratio=f"{a / b:.1f}")
+    ratio = max(a, b) / min(a, b)
+    if f"{ratio:.1f}" == "1.0":  # "1.0 times larger" says nothing
+        relation = _("about the same as")
+    elif a < b:
+        relation = _("{ratio} times smaller than").format(ratio=f"{ratio:.1f}")
     else:
-        relation = _("equal to")
+        relation = _("{ratio} times larger than").format(ratio=f"{ratio:.1f}")
     return _(
         "The first layer's weight-gradient norm under **{slow}** averages {a}, {relation} under "
         "**{fast}** ({b}; mean over epochs and seeds)."

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
+from PIL import Image
 from IPython.display import Markdown
 
 from experiments.charts.classes import confusion_matrix as confusion_chart
 from experiments.charts.classes import per_class_accuracy as per_class_chart
+from experiments.charts.i18n import SOURCE_LANGUAGE
+from experiments.charts.image_grids import predictions_grid, predictions_grid_images
 from experiments.charts.training import training_curves as training_chart
 from reporting.display import Outputs, png_image
 from reporting.i18n import _, chart_language, ngettext
@@ -34,7 +39,7 @@ def sample_images(store: Store, run: StoredRun) -> Outputs:
 @SECTION.output
 def summary(store: Store, run: StoredRun) -> Markdown:
     """Final accuracies, losses and training time."""
-    return SECTION.table(final_metrics_frame(run), _("Baseline: final metrics"), [run])
+    return SECTION.table(final_metrics_frame(run), _("Baseline: final metrics"), [run], "baseline-summary")
 
 
 @SECTION.output
@@ -85,7 +90,7 @@ def per_class(store: Store, run: StoredRun) -> Outputs:
             per_class_chart(table, language=chart_language()), "baseline-per-class", _("Baseline: accuracy per class"), [run]
         ),
         Markdown(per_class_sentence(table) + "\n"),
-        SECTION.table(per_class_frame(table), _("Baseline: test accuracy per class"), [run]),
+        SECTION.table(per_class_frame(table), _("Baseline: test accuracy per class"), [run], "baseline-per-class"),
     )
 
 
@@ -139,7 +144,27 @@ def sample_predictions(store: Store, run: StoredRun) -> Outputs:
         len(table),
     ).format(right=right, n=len(table))
     return Outputs(
-        png_image(store.load_bytes(run, "sample_predictions.png")),
+        png_image(predictions_png(store.load_bytes(run, "sample_predictions.png"), table)),
         Markdown(correct + " " + SECTION.source_line([run]) + "\n"),
-        SECTION.table(frame, _("Baseline: sample test predictions with confidence"), [run]),
+        SECTION.table(frame, _("Baseline: sample test predictions with confidence"), [run], "baseline-predictions"),
     )
+
+
+def predictions_png(logged: bytes, table: pd.DataFrame) -> bytes:
+    """The run's prediction grid (``sample_predictions.png``), its captions in the edition's language.
+
+    The run draws it in English ("true:", "pred:"); another edition redraws it from the same
+    images, cut back out of the logged grid, and the rows of ``sample_predictions.csv``.
+    """
+    language = chart_language()
+    if language == SOURCE_LANGUAGE:
+        return logged
+    images = predictions_grid_images(Image.open(io.BytesIO(logged)), len(table))
+    names = dict(zip(table["true_label"], table["true_name"])) | dict(zip(table["predicted_label"], table["predicted_name"]))
+    grid = predictions_grid(
+        images, table["true_label"].to_numpy(), table["predicted_label"].to_numpy(), table["confidence"].to_numpy(),
+        [names.get(label, "") for label in range(max(names) + 1)], language=language,
+    )  # fmt: skip
+    buffer = io.BytesIO()
+    grid.save(buffer, format="PNG")
+    return buffer.getvalue()

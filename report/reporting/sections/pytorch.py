@@ -8,7 +8,7 @@ from IPython.display import Markdown
 
 from anncore.models import CustomANN, FashionMNISTClassifier, architecture_string, parameter_table
 from reporting.display import Outputs, markdown_table
-from reporting.i18n import _, integer
+from reporting.i18n import N_, _, integer
 from reporting.section import Section
 from reporting.store import Store, StoredRun
 
@@ -33,10 +33,25 @@ def _with_total(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([shown, total], ignore_index=True).rename(columns=headers)
 
 
+# The count lines the simple_ann run appends to PyTorch's printout of the model (its module tree stays as printed).
+SUMMARY_LINES = (N_("Total parameters:"), N_("Trainable parameters:"))
+
+
+def translated_summary(summary: str) -> str:
+    """The run's ``model_summary.txt`` with its count lines in the edition's language."""
+    lines = []
+    for line in summary.splitlines():
+        for start in SUMMARY_LINES:
+            if line.startswith(start):
+                line = _(start) + line[len(start) :]
+        lines.append(line)
+    return "\n".join(lines)
+
+
 @SECTION.output
 def simple_ann(store: Store, run: StoredRun) -> Outputs:
     """SimpleANN(4, 8, 2): its printed structure and parameter table, from the run."""
-    summary = store.load_text(run, "model_summary.txt").strip()
+    summary = translated_summary(store.load_text(run, "model_summary.txt").strip())
     table = store.load_csv(run, "parameters.csv")
     return Outputs(
         Markdown(f"```text\n{summary}\n```\n"),
@@ -44,6 +59,7 @@ def simple_ann(store: Store, run: StoredRun) -> Outputs:
             _with_total(table),
             _("Parameters of SimpleANN {architecture}").format(architecture=run.params.get("architecture", "")),
             [run],
+            "simple-ann-parameters",
         ),
     )
 
@@ -66,7 +82,7 @@ def classifier() -> Outputs:
             else _("The count logged by the baseline run ({run}) **does not match**: {count}.")
         )
         check = sentence.format(run=run.citation(), count=integer(logged))
-    return Outputs(Markdown(markdown_table(frame, caption)), Markdown(check + "\n"))
+    return Outputs(Markdown(markdown_table(frame, caption, "classifier-parameters")), Markdown(check + "\n"))
 
 
 def custom_designs() -> Markdown:
@@ -84,5 +100,5 @@ def custom_designs() -> Markdown:
             }
         )
     caption = _("CustomANN layouts used in this report, counted by `anncore.models` at render time")
-    return Markdown(markdown_table(pd.DataFrame(rows), caption))
+    return Markdown(markdown_table(pd.DataFrame(rows), caption, "custom-designs"))
 
