@@ -7,6 +7,7 @@ input tables, closed forms or anncore.activations, never from charts/ itself.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
@@ -22,6 +23,7 @@ import vl_convert
 from experiments import charts
 from anncore.activations import elu, elu_derivative, get_activation, leaky_relu, relu
 from experiments.charts import export
+from experiments.charts.search import optimization_history, parameter_panels
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -604,3 +606,76 @@ def test_page_of_fragments_draws_every_chart_in_chromium(tmp_path):
     (matrix_svg,) = drawn_svgs(after)
     assert len(mark_paths(bars_svg, "rect")) == len(PER_CLASS)
     assert len(mark_paths(matrix_svg, "rect")) == CONFUSION.size
+
+
+# --- architecture-search charts and image grids -------------------------------------------
+
+TRIALS = pd.DataFrame({
+    "number": [0, 1, 2, 3, 4],
+    "state": ["COMPLETE", "PRUNED", "COMPLETE", "FAIL", "COMPLETE"],
+    "value": [0.81, np.nan, 0.84, np.nan, 0.86],
+    "last_val_acc": [0.81, 0.62, 0.84, 0.5, 0.86],
+    "architecture": ["784-64-10", "784-32-32-10", "784-512-10", "784-128-10", "784-256-64-32-16-10"],
+    "param_n_hidden_layers": [1, 2, 3, 4, 2],
+    "param_width_1": [64, 32, 512, 128, 256],
+    "param_learning_rate": [0.001, 0.003, 0.0003, 0.01, 0.03],
+    "param_activation": ["relu", "tanh", "elu", "relu", "sigmoid"],
+})  # fmt: skip
+
+
+def compiled_legends(chart: alt.TopLevelMixin) -> list[dict]:
+    """Every legend of the chart as Vega draws it (vl-convert's compilation, as vega-embed's)."""
+    vega = vl_convert.vegalite_to_vega(chart.to_dict())
+    found = []
+
+    def visit(node):
+        if isinstance(node, dict):
+            found.extend(node.get("legends", []))
+            for mark in node.get("marks", []):
+                visit(mark)
+
+    visit(vega)
+    return found
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_search_charts_draw_one_trial_state_legend_named_in_the_language(language):
+    """Colour and shape by state once made two "trial state" legends; the states are words of the edition."""
+    names = {"en": ["complete", "pruned", "failed"], "ru": ["завершено", "отсечено", "ошибка"]}[language]
+    for chart in (optimization_history(TRIALS, language=language),
+                  parameter_panels(TRIALS, ["n_hidden_layers", "width_1", "learning_rate"], language=language)):  # fmt: skip
+        (legend,) = compiled_legends(chart)
+        spec = json.dumps(chart.to_dict(), ensure_ascii=False)
+        assert all(f'"{name}"' in spec for name in names) and "COMPLETE" not in spec.replace('"state": "COMPLETE"', "")
+
+
+def test_search_parameter_axes_label_the_values_tried():
+    """Integers get whole ticks (not 1.5), widths every value tried (not just 32, 64, 512), and the
+    learning rate few short labels (they ran together: "0.0010.003")."""
+    chart = parameter_panels(TRIALS, ["n_hidden_layers", "width_1", "learning_rate", "activation"])
+    x = {panel["encoding"]["x"]["field"]: panel["encoding"]["x"] for panel in chart.to_dict()["concat"]}
+    assert x["param_n_hidden_layers"]["axis"]["values"] == [1, 2, 3, 4]
+    assert x["param_width_1"]["axis"]["values"] == [32, 64, 128, 256, 512]
+    assert x["param_width_1"]["scale"] == {"type": "log", "base": 2}
+    assert x["param_learning_rate"]["axis"]["labelOverlap"] == "greedy" and x["param_learning_rate"]["scale"]["type"] == "log"
+    assert x["param_activation"]["type"] == "nominal"
+    svg = export.to_svg(chart)
+    assert "1.5" not in re.findall(r">([^<]*)</text>", svg)
+
+
+def test_prediction_grid_captions_in_the_language_and_images_recoverable():
+    """The notebook writes «Истина:»/«Предск.:»; the report redraws a logged grid from its own tiles."""
+    from experiments.charts.image_grids import predictions_grid, predictions_grid_images
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Ankle boot"]
+    labels, predicted, confidence = np.arange(6), np.array([0, 1, 3, 3, 4, 0]), np.full(6, 0.5)
+    grids = {lang: predictions_grid(images, labels, predicted, confidence, names, language=lang) for lang in ("en", "ru")}
+    assert grids["en"].size == grids["ru"].size
+    assert np.asarray(grids["en"]).tobytes() != np.asarray(grids["ru"]).tobytes()
+    for grid in grids.values():
+        assert (predictions_grid_images(grid, 6) == images).all()
+    from experiments.charts.i18n import translator
+
+    assert translator("ru")("true: {name}") == "Истина: {name}" and translator("ru")("pred: {name} ({confidence})").startswith("Предск.:")

@@ -147,6 +147,9 @@ def inline_vega_scripts() -> str:
     bundle = vl_convert.javascript_bundle(vl_version=VEGA_LITE_VERSION)
     # The bundle is a script body; make sure it cannot end the element early.
     bundle = bundle.replace("</script", "<\\/script")
+    # Quarto parses "<table" in a raw HTML block as a table ("Unable to parse table from raw html
+    # block: skipping" at every render); the tooltip's "<table>" string is written with an escape.
+    bundle = re.sub(r"<(t)(able)", lambda m: f"<\\x{ord(m.group(1)):x}{m.group(2)}", bundle, flags=re.I)
     return (
         f'<script type="text/javascript">\n'
         f"// Vega {vl_convert.get_vega_version()}, Vega-Lite {VEGA_LITE_VERSION}, "

@@ -108,8 +108,8 @@ def elu_values() -> Markdown:
     frame = pd.DataFrame(
         {
             "$z$": [f"{v:g}" for v in z],
-            r"$\mathrm{ELU}(z)$, $\alpha = 1$": [f"{v + 0.0:.6f}" for v in elu(z)],
-            r"$\mathrm{ELU}'(z)$": [f"{v + 0.0:.6f}" for v in elu_derivative(z)],
+            r"$\mathrm{ELU}(z)$, $\alpha = 1$": [f"{v + 0.0:.6g}" for v in elu(z)],
+            r"$\mathrm{ELU}'(z)$": [f"{v + 0.0:.6g}" for v in elu_derivative(z)],
         }
     )
     caption = _("ELU on the TO-DO 1.1 test array, computed by `anncore.activations.elu` at render time")

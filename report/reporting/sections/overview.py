@@ -69,13 +69,21 @@ def provenance() -> Outputs:
         for key in VERSION_PARAMS
         if key in latest.params
     )
-    summary = _(
-        "Every number below comes from the MLflow store `{store}`: the latest finished run of each "
-        "experiment, made between {first} and {last} on {devices}{versions}. Report rendered {rendered}."
+    first, last = format_time(starts[0]), format_time(starts[-1])
+    summary = (
+        _(
+            "Every number below comes from the MLflow store `{store}`: the latest finished run of each "
+            "experiment, made between {first} and {last} on {devices}{versions}. Report rendered {rendered}."
+        )
+        if first != last
+        else _(
+            "Every number below comes from the MLflow store `{store}`: the latest finished run of each "
+            "experiment, all made at {first} on {devices}{versions}. Report rendered {rendered}."
+        )
     ).format(
         store=store.tracking_uri,
-        first=format_time(starts[0]),
-        last=format_time(starts[-1]),
+        first=first,
+        last=last,
         devices=", ".join(f"`{d}`" for d in devices),
         versions=f" ({versions})" if versions else "",
         rendered=rendered,

@@ -180,7 +180,7 @@ def speed_sentence(metrics: dict[str, float]) -> str:
         trials=_trials(metrics.get("trials_this_invocation", 0)),
         seconds=f"{metrics.get('search_wall_s', 0):.0f}",
         workers=_workers(metrics.get("workers", 1)),
-        rate=f"{metrics.get('trials_per_minute', 0):.2f}",
+        rate=f"{metrics.get('trials_per_minute', 0):.3g}",
     )
 
 
@@ -218,10 +218,19 @@ def champion_sentence(champion: StoredRun, baseline: StoredRun | None) -> str:
         if difference >= 0
         else _(", {points} percentage points below the baseline's {baseline}, with {ratio} times its parameters and {seconds} s of training against {baseline_seconds} s.")
     )
+    seconds, baseline_seconds = distinct(champion.metrics["train_time_s"], baseline.metrics["train_time_s"])
     return intro + comparison.format(
         points=f"{abs(difference):.2f}", baseline=percent(baseline.metrics["final_test_acc"]), ratio=f"{ratio:.2f}",
-        seconds=f"{champion.metrics['train_time_s']:.1f}", baseline_seconds=f"{baseline.metrics['train_time_s']:.1f}",
+        seconds=seconds, baseline_seconds=baseline_seconds,
     )  # fmt: skip
+
+
+def distinct(a: float, b: float, decimals: int = 1, most: int = 3) -> tuple[str, str]:
+    """``a`` and ``b`` with ``decimals`` decimals, or more (up to ``most``) until they read differently
+    ("1.4 s of training against 1.4 s" compared two different times)."""
+    while decimals < most and f"{a:.{decimals}f}" == f"{b:.{decimals}f}":
+        decimals += 1
+    return f"{a:.{decimals}f}", f"{b:.{decimals}f}"
 
 
 @SECTION.output
