@@ -157,3 +157,30 @@ def pdf_word_boxes(pdf: Path) -> dict[tuple[int, float], list[tuple[float, float
         ):
             lines.setdefault((number, round(float(y1), 1)), []).append((float(x0), float(x1), word))
     return lines
+
+
+def blank_fractions(pdf: Path, dpi: int = 72, margin_pt: float = 56.7, gap_pt: float = 24) -> list[float]:
+    """Per page of ``pdf``: the share of the text area (inside ``margin_pt``) taken by white gaps
+    taller than ``gap_pt`` (two lines; paragraph spacing is less), from poppler's ``pdftoppm``."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    fractions = []
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["pdftoppm", "-r", str(dpi), "-gray", "-png", str(pdf), f"{tmp}/page"], check=True, timeout=300)
+        for png in sorted(Path(tmp).glob("page-*.png"), key=lambda path: int(path.stem.split("-")[-1])):
+            image = Image.open(png).convert("L")
+            margin = round(margin_pt * dpi / 72)
+            area = image.crop((margin, margin, image.width - margin, image.height - margin))
+            inked = (np.asarray(area) <= 245).any(axis=1).tolist()  # a row with any non-white pixel
+            gaps, run = 0, 0
+            for ink in [*inked, True]:
+                if not ink:
+                    run += 1
+                    continue
+                gaps += run if run > gap_pt * dpi / 72 else 0
+                run = 0
+            fractions.append(gaps / area.height)
+    return fractions

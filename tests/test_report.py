@@ -28,7 +28,7 @@ from reporting.study_findings import display_name
 from tests.qmd_notebook import cells_by_label, expand_includes, outputs_of
 from tests.report_runs import execute_report, run_experiments
 from tests.quarto_formats import (
-    CDN_TRIGGERS, TYPST_014, compile_typst, document_markdown, front_matter, markdown_to, pdf_text, pdf_word_boxes,
+    CDN_TRIGGERS, TYPST_014, blank_fractions, compile_typst, document_markdown, front_matter, markdown_to, pdf_text, pdf_word_boxes,
     typst_build_dir, typst_version,
 )  # fmt: skip
 
@@ -281,6 +281,17 @@ def pdf_raw_texts(typst_build: Path, pdf_texts) -> dict[str, str]:
     return {version: pdf_text(typst_build / f"index-{version}.pdf", raw=True) for version in pdf_texts}
 
 
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils (installed by .ci/run)")
+def test_no_pdf_page_is_left_half_empty(typst_build: Path, pdf_texts) -> None:
+    """A heading and a sentence above a chart or derivation that could not break, moved whole to the
+    next page, left 45-58 % of a page blank: images are capped at half a page, derivations and
+    tables break. No page but the last has more than half its text area in tall white gaps."""
+    for version in pdf_texts:
+        fractions = blank_fractions(typst_build / f"index-{version}.pdf")
+        half_empty = [(page, round(f, 2)) for page, f in enumerate(fractions[:-1], start=1) if f > 0.5]
+        assert len(fractions) > 20 and not half_empty, (version, half_empty)
+
+
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
 def test_pdf_piecewise_definitions_keep_each_value_apart_from_its_condition(pdf_raw_texts) -> None:
     """Pandoc writes ``cases`` for Typst with nothing between a value and its condition: ReLU read
@@ -335,6 +346,8 @@ def test_pdf_table_cells_stay_inside_their_columns(typst_build: Path, pdf_texts)
         outside += [(page, word) for _, x1, word in line if x1 > right_edge]
     assert not touching and not outside, (touching[:10], outside[:10])
     text = pdf_texts[version]
+    # Cells are ragged right and unhyphenated, inline code is never broken ("--hidden-"/"sizes", "an-"/"ncore")
+    assert "--hidden-sizes" in text and not re.findall(r".{0,30}\b(?:an|ac|ac-cu|val-i)-$", text, re.M)
     for name in ("hand_calculations", "activation_study", "784-128-64-32-16-10"):
         assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text), name
 
@@ -535,5 +548,7 @@ def test_quarto_project_formats() -> None:
     html, typst = config["format"]["html"], config["format"]["typst"]
     assert html["html-math-method"] == "mathml" and html["embed-resources"] is True
     assert typst is not None and config["execute"]["echo"] is False
+    # Quarto's own link to the PDF says "Typst"; the document links it as a PDF instead
+    assert html["format-links"] is False and "[index.pdf](index.pdf)" in INDEX.read_text()
     assert (REPORT / html["css"]).is_file()
     assert config["project"]["render"] == ["index.qmd"]

@@ -335,3 +335,29 @@ def test_pdfs_compile_and_the_russian_one_is_set_in_a_cyrillic_font(pdfs) -> Non
     assert "Activation functions" in en and not CYRILLIC.search(en)
     fonts = subprocess.run(["pdffonts", str(pdfs["ru"])], capture_output=True, text=True, check=True).stdout
     assert "Libertinus" in fonts, fonts
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium (installed by .ci/run)")
+def test_russian_html_tables_fit_quartos_column(full_report_ru, tmp_path: Path) -> None:
+    """The Russian headers are longer: two tables (the activation study's, the best trials') were
+    wider than Quarto's body column and scrolled sideways, their last column cut. With report.css
+    (Quarto links it) in a column of Quarto's width, every table fits."""
+    from tests.quarto_formats import markdown_to
+    from tests.test_report import CHROMIUM, CHROMIUM_ARGS, QUARTO_COLUMN_PX
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package (dev extra)")
+    page_file = tmp_path / "index.html"
+    page_file.write_text(markdown_to(document_markdown(full_report_ru, "html", tmp_path), "html", frozenset({"ru"})))
+    column = f"body {{ max-width: {QUARTO_COLUMN_PX}px; margin: 0 auto; padding: 0; font-size: 16px; }}"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+            page.goto(page_file.as_uri())
+            page.add_style_tag(content=column + (REPORT / "report.css").read_text())
+            widths = page.evaluate("[...document.querySelectorAll('table')].map(t => [t.id, t.scrollWidth])")
+        finally:
+            browser.close()
+    assert len(widths) > 20
+    assert not [(table, width) for table, width in widths if width > QUARTO_COLUMN_PX], widths

@@ -3,6 +3,8 @@ Markdown tables that pandoc reads as tables."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import struct
@@ -11,10 +13,11 @@ import altair as alt
 import pandas as pd
 import pypandoc
 import pytest
+from PIL import Image
 
 from experiments.charts.export import to_png
 from reporting.display import (
-    COLUMN_WIDTH_PX, ChartOutput, Outputs, VegaScripts, flags_as_code, markdown_table, png_image, raw_block,
+    COLUMN_WIDTH_PX, MAX_IMAGE_HEIGHT_PT, ChartOutput, Outputs, VegaScripts, flags_as_code, markdown_table, png_image, raw_block,
 )
 
 
@@ -125,8 +128,22 @@ def test_wide_table_columns_fit_their_longest_words() -> None:
 
 def test_png_image_rejects_other_bytes() -> None:
     with pytest.raises(ValueError, match="expected the bytes of a PNG file; got bytes"):
-        png_image(b"GIF89a....")
-    assert png_image(b"\x89PNG\r\n\x1a\n0000").data[:4] == b"\x89PNG"
+        png_image(b"GIF89a....", "x", "x")
+
+
+def test_png_image_is_inline_in_html_and_at_most_half_a_page_in_the_pdf(tmp_path, monkeypatch) -> None:
+    """A tall artifact (the training-image grid, 656 x 906 px) went to the PDF at its pixel size and filled a page."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUARTO_PROFILE", raising=False)
+    buffer = io.BytesIO()
+    Image.new("RGB", (656, 906), "white").save(buffer, format="PNG")
+    bundle = png_image(buffer.getvalue(), "samples", "Training images")._repr_mimebundle_()
+    html, typst = raw_blocks = [block["c"][1] for block in json.loads(
+        pypandoc.convert_text(bundle["text/markdown"], "json", format="markdown"))["blocks"]]  # fmt: skip
+    assert html.startswith('<img src="data:image/png;base64,') and 'alt="Training images"' in html
+    assert base64.b64decode(bundle["image/png"]) == buffer.getvalue() and len(raw_blocks) == 2
+    width = float(re.search(r"calc.min\(size.width, ([\d.]+)pt\)", typst).group(1))
+    assert abs(width * 906 / 656 - MAX_IMAGE_HEIGHT_PT) < 0.2 and (tmp_path / "_chart_images/default/samples.png").is_file()
 
 
 def test_outputs_skip_missing_parts() -> None:

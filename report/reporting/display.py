@@ -18,6 +18,8 @@ format conditions. The Vega JavaScript comes the same way, once, from :class:`Ve
 
 from __future__ import annotations
 
+import base64
+import html
 import math
 import os
 import re
@@ -28,7 +30,7 @@ from typing import Any, Iterator
 
 import altair as alt
 import pandas as pd
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown, display
 
 from experiments.charts.export import chart_html_fragment, inline_vega_scripts, to_png
 
@@ -44,6 +46,8 @@ PT_PER_PX = 0.75
 COLUMN_WIDTH_PX = 720
 # A chart's HTML element id begins with this; the report's chunk labels never do (tests/test_report.py).
 CHART_ID_PREFIX = "chart-"
+# The tallest an image is set in the PDF: under half of A4's text height with 2 cm margins (728 pt).
+MAX_IMAGE_HEIGHT_PT = 320
 # A table's label (and HTML element id) begins with this: Quarto's cross-reference prefix for tables.
 TABLE_ID_PREFIX = "tbl-"
 
@@ -110,28 +114,76 @@ class ChartOutput:
         return chart, to_png(chart, scale=PNG_SCALE)
 
     def write_png(self, png: bytes) -> Path:
-        """Write the PNG for the PDF into ``_chart_images/<profile>/<div_id>.png``; return that relative path.
-
-        One folder per Quarto profile (``QUARTO_PROFILE``, e.g. ``ru``; ``default`` without one),
-        so that two editions rendered at once do not overwrite each other's images.
-        """
-        profile = re.sub(r"[^A-Za-z0-9_-]+", "-", os.environ.get("QUARTO_PROFILE", "")) or "default"
-        path = CHART_IMAGE_DIR / profile / f"{self.div_id}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(png)
-        return path
+        """Write the PNG for the PDF (:func:`write_image`); return its relative path."""
+        return write_image(self.div_id, png)
 
     def typst_image(self, path: Path) -> str:
-        """Typst code placing the PNG at its natural size, shrunk to the text width when wider."""
-        width_pt = png_size(path.read_bytes())[0] / PNG_SCALE * PT_PER_PX
-        image = f"image({typst_string(path.as_posix())}, width: calc.min(size.width, {width_pt:.1f}pt), alt: {typst_string(self.alt_text)})"
-        return f"#block(layout(size => {image}))"
+        """Typst code placing the PNG at the chart's size in CSS pixels (:func:`typst_image`)."""
+        width, height = png_size(path.read_bytes())
+        return typst_image(path, width / PNG_SCALE, height / PNG_SCALE, self.alt_text)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         chart, png = self.fitted()
         html = chart_html_fragment(chart, self.element_id)
         typst = self.typst_image(self.write_png(png))
         return {"text/markdown": raw_block("html", html) + "\n" + raw_block("typst", typst), "text/plain": self.alt_text}
+
+
+def write_image(name: str, png: bytes) -> Path:
+    """Write a PNG for the PDF into ``_chart_images/<profile>/<name>.png``; return that relative path.
+
+    One folder per Quarto profile (``QUARTO_PROFILE``, e.g. ``ru``; ``default`` without one),
+    so that two editions rendered at once do not overwrite each other's images.
+    """
+    profile = re.sub(r"[^A-Za-z0-9_-]+", "-", os.environ.get("QUARTO_PROFILE", "")) or "default"
+    path = CHART_IMAGE_DIR / profile / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    return path
+
+
+def typst_image(path: Path, width_px: float, height_px: float, alt_text: str) -> str:
+    """Typst code placing an image of ``width_px`` x ``height_px`` CSS pixels at that size, shrunk
+    to the text width and to :data:`MAX_IMAGE_HEIGHT_PT`.
+
+    The height cap keeps an image to about half a page: a taller one that did not fit under its
+    heading moved to the next page and left most of this one blank.
+    """
+    width_pt = min(width_px * PT_PER_PX, MAX_IMAGE_HEIGHT_PT * width_px / height_px)
+    image = f"image({typst_string(path.as_posix())}, width: calc.min(size.width, {width_pt:.1f}pt), alt: {typst_string(alt_text)})"
+    return f"#block(layout(size => {image}))"
+
+
+@dataclass(frozen=True)
+class PngOutput:
+    """A PNG (a run's artifact) shown inline in HTML and from a file in the PDF, at a size that fits.
+
+    One Markdown output, as :class:`ChartOutput` (an ``image/png`` output went to the PDF at its
+    pixel size: the training-image grid filled a page); the ``image/png`` stays in the bundle for
+    notebooks.
+
+    Parameters
+    ----------
+    png : bytes
+        The image.
+    name : str
+        Its file name under ``_chart_images/`` (unique within the document).
+    alt_text : str
+        A short description: the image's alt text.
+    """
+
+    png: bytes
+    name: str
+    alt_text: str
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        data = base64.b64encode(self.png).decode("ascii")
+        width, height = png_size(self.png)
+        alt = html.escape(self.alt_text, quote=True)
+        img = f'<img src="data:image/png;base64,{data}" alt="{alt}" style="max-width: 100%; height: auto;">'
+        typst = typst_image(write_image(self.name, self.png), width, height, self.alt_text)
+        return {"text/markdown": raw_block("html", img) + "\n" + raw_block("typst", typst), "image/png": data,
+                "text/plain": self.alt_text}  # fmt: skip
 
 
 class VegaScripts:
@@ -145,11 +197,11 @@ class VegaScripts:
         return raw_block("html", inline_vega_scripts())
 
 
-def png_image(data: bytes) -> Image:
-    """A PNG (an artifact's bytes) as a display object."""
+def png_image(data: bytes, name: str, alt_text: str) -> PngOutput:
+    """A PNG (an artifact's bytes) as a display object (:class:`PngOutput`)."""
     if not isinstance(data, bytes) or not data.startswith(b"\x89PNG"):
         raise ValueError(f"expected the bytes of a PNG file; got {type(data).__name__} {data[:8]!r}")
-    return Image(data=data, format="png")
+    return PngOutput(data, name, alt_text)
 
 
 # A table's width budget in characters (A4, 2 cm margins: about 17 cm of text, tables at 0.85 em:

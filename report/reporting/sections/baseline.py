@@ -31,7 +31,7 @@ def status() -> Markdown:
 def sample_images(store: Store, run: StoredRun) -> Outputs:
     """The notebook's sample grid: a few training images of each class (the run's PNG)."""
     return Outputs(
-        png_image(store.load_bytes(run, "sample_images.png")),
+        png_image(store.load_bytes(run, "sample_images.png"), "baseline-samples", _("Training images, a few per class")),
         Markdown(_("Training images, a few per class.") + " " + SECTION.source_line([run]) + "\n"),
     )
 
@@ -144,7 +144,11 @@ def sample_predictions(store: Store, run: StoredRun) -> Outputs:
         len(table),
     ).format(right=right, n=len(table))
     return Outputs(
-        png_image(predictions_png(store.load_bytes(run, "sample_predictions.png"), table)),
+        png_image(
+            predictions_png(store.load_bytes(run, "sample_predictions.png"), table),
+            "baseline-predictions",
+            _("Sample test predictions"),
+        ),
         Markdown(correct + " " + SECTION.source_line([run]) + "\n"),
         SECTION.table(frame, _("Baseline: sample test predictions with confidence"), [run], "baseline-predictions"),
     )
