@@ -17,7 +17,7 @@ from PIL import Image
 
 from experiments.charts.export import to_png
 from reporting.display import (
-    COLUMN_WIDTH_PX, MAX_IMAGE_HEIGHT_PT, ChartOutput, Outputs, VegaScripts, flags_as_code, markdown_table, png_image, raw_block,
+    BREAKABLE_TABLE_ROWS, COLUMN_WIDTH_PX, MAX_IMAGE_HEIGHT_PT, ChartOutput, Outputs, VegaScripts, flags_as_code, markdown_table, png_image, raw_block,
 )
 
 
@@ -148,3 +148,12 @@ def test_png_image_is_inline_in_html_and_at_most_half_a_page_in_the_pdf(tmp_path
 
 def test_outputs_skip_missing_parts() -> None:
     assert len(Outputs("a", None, "b")) == 2 and list(Outputs(None)) == []
+
+
+def test_only_a_long_table_may_break_across_pdf_pages() -> None:
+    """A captioned table is a Typst figure, kept whole: a long one (the 16 sample predictions) moved to
+    the next page and left half a page blank; a short one stays whole, its caption with its rows."""
+    long, short = (pd.DataFrame({"#": [str(i) for i in range(n)], "class": ["Bag"] * n}) for n in (BREAKABLE_TABLE_ROWS + 1, 3))
+    typst = [pypandoc.convert_text(markdown_table(frame, "Rows", "rows"), "typst", format="markdown") for frame in (long, short)]
+    assert "#show figure: set block(breakable: true)" in typst[0] and "caption: [Rows]" in typst[0]
+    assert "breakable" not in typst[1] and "caption: [Rows]" in typst[1]

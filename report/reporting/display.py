@@ -208,6 +208,8 @@ def png_image(data: bytes, name: str, alt_text: str) -> PngOutput:
 # index.qmd's Typst rule), and each cell's padding (Typst's cell inset) counted as characters.
 TABLE_WIDTH_CHARS = 96
 CELL_PADDING_CHARS = 3
+# A table with more body rows than this may break across PDF pages.
+BREAKABLE_TABLE_ROWS = 12
 # Inline code is set in a monospace font whose characters are wider than the text's on average.
 CODE_CHAR_WIDTH = 1.15
 
@@ -276,9 +278,15 @@ def markdown_table(frame: pd.DataFrame, caption: str, name: str) -> str:
         *("| " + " | ".join(row) + " |" for row in body),
     ]
     table = "\n".join(lines) + f"\n\n: {caption} {{#{TABLE_ID_PREFIX}{name}}}\n"
+    rules = []
     if shrink < 1:
-        size = max(0.6, math.floor(shrink * 100) / 100)
-        table = raw_block("typst", f"#[#set text(size: {size}em)") + "\n" + table + "\n" + raw_block("typst", "]")
+        rules.append(f"#set text(size: {max(0.6, math.floor(shrink * 100) / 100)}em)")
+    if len(body) > BREAKABLE_TABLE_ROWS:
+        # A captioned table is a figure, which Typst keeps whole: a long one moved to the next page
+        # and left this one half empty. A short one stays whole (its caption with its rows).
+        rules.append("#show figure: set block(breakable: true)")
+    if rules:
+        table = raw_block("typst", "#[" + "\n".join(rules)) + "\n" + table + "\n" + raw_block("typst", "]")
     return table
 
 
