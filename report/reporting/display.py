@@ -46,8 +46,8 @@ PT_PER_PX = 0.75
 COLUMN_WIDTH_PX = 720
 # A chart's HTML element id begins with this; the report's chunk labels never do (tests/test_report.py).
 CHART_ID_PREFIX = "chart-"
-# The tallest an image is set in the PDF: under half of A4's text height with 2 cm margins (728 pt).
-MAX_IMAGE_HEIGHT_PT = 320
+# The tallest an image is set in the PDF: under 40 % of A4's text height with 2 cm margins (728 pt).
+MAX_IMAGE_HEIGHT_PT = 280
 # A table's label (and HTML element id) begins with this: Quarto's cross-reference prefix for tables.
 TABLE_ID_PREFIX = "tbl-"
 
