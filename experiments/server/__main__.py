@@ -68,11 +68,14 @@ def build_parser() -> OneLineArgumentParser:
                        help="accounts on loopback too (always on beyond loopback)")
     start.add_argument("--admin-password-file", type=Path,
                        help="file whose first line is the admin password (else $MLFLOW_AUTH_ADMIN_PASSWORD)")
+    start.add_argument("--as-root", action="store_true",
+                       help="started as root, run the MLflow server as root too (by default it runs as the "
+                            "unprivileged user anncore-mlflow)")
     start.add_argument("--allowed-hosts", help="Host headers MLflow accepts, e.g. lab-server.local:5000 "
                                                "(default: localhost and private addresses)")
     command("stop", "stop mlflow server and PostgreSQL")
     command("status", "say what runs and print the URLs")
-    add_user = command("add-user", "create a student account (default permission READ)")
+    add_user = command("add-user", "create a student's account, database role, Optuna databases and experiments")
     add_user.add_argument("username")
     add_user.add_argument("--password-file", type=Path, help="file whose first line is the password (else asked)")
     add_user.add_argument("--admin-password-file", type=Path,
@@ -98,14 +101,16 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "start":
         config = class_server.start(args.folder, host=args.host, port=args.port, db_port=args.db_port,
                                     workers=args.workers, auth=args.auth,
-                                    admin_password_file=args.admin_password_file, allowed_hosts=args.allowed_hosts)
+                                    admin_password_file=args.admin_password_file, allowed_hosts=args.allowed_hosts,
+                                    as_root=args.as_root)
         info = class_server.status(args.folder)
         print(f"MLflow tracking server: {config.url} ({config.workers} workers"
               f"{', accounts on, default permission READ' if config.auth else ''})")
         public = f"http://{public_address(config.host)}:{config.port}"
         print(f"  students: export MLFLOW_TRACKING_URI={public}"
               + ("  MLFLOW_TRACKING_USERNAME=... MLFLOW_TRACKING_PASSWORD=..." if config.auth else ""))
-        print(f"Optuna storage: {info['optuna_storage']} (with PGPASSFILE={info['pgpassfile']})")
+        print(f"Optuna: each student's own database and the shared class study; add-user prints their URLs "
+              f"and password file ({info['student_passfiles']}/NAME.pgpass)")
         print(f"stop with: python -m experiments.server stop --folder {args.folder}")
     elif args.command == "stop":
         stopped = class_server.stop(args.folder)
@@ -118,8 +123,14 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "add-user":
         password = _password_from(args.password_file, f"password for {args.username}: ")
         admin = class_server.read_admin_password(args.admin_password_file)
-        class_server.add_user(args.folder, args.username, password, admin)
-        print(f"created user {args.username} (default permission READ)")
+        created = class_server.add_user(args.folder, args.username, password, admin)
+        print(f"created user {args.username} (default permission READ) and their experiments")
+        for line in created["taken_back"]:
+            print(f"  taken back from another account: {line}")
+        print(f"  hand over: {created['passfile']} (their database password; they set PGPASSFILE to it)")
+        own, shared = created["storage"].values()
+        print(f"  their studies:      --storage {own}")
+        print(f"  the class's search: --storage {shared}")
     elif args.command == "backup":
         for path in class_server.backup(args.folder, args.target):
             print(f"wrote {path}")

@@ -1,0 +1,130 @@
+"""A student's account on the class server: MLflow user, database role, Optuna databases, experiments.
+
+``add-user NAME`` gives the student
+
+- an MLflow account (default permission READ: they read everyone's runs, change their own);
+- the experiments the suite logs into, ``anncore-<experiment>/NAME``, created up front with the
+  student as their owner (MANAGE), so nobody can take the names first;
+- a PostgreSQL role ``optuna_NAME`` that owns a database ``optuna_NAME`` (their own studies) and
+  may write the class's shared study database ``optuna``, and nothing else: it cannot connect to
+  MLflow's databases or to another student's;
+- that role's password as a libpq password file, ``FOLDER/students/NAME.pgpass`` (0600), which the
+  teacher hands over.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+from experiments.server.postgres import DATABASES, STUDENT_PREFIX, Cluster
+from experiments.settings import UserInputError
+
+USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
+RESERVED = ("admin", "anncore", "postgres", "students")
+
+
+def check_username(name: str) -> str:
+    """Return ``name`` if it can name an account, a database role and a file; UserInputError otherwise."""
+    if not USERNAME_PATTERN.match(name) or name in RESERVED:
+        raise UserInputError(
+            f"user name {name!r} is not accepted; accepted: 1 to 30 lower-case Latin letters, digits or '_', "
+            f"starting with a letter, other than {', '.join(RESERVED)} (it also names the database role "
+            f"{STUDENT_PREFIX}<name>)"
+        )
+    return name
+
+
+def role_of(name: str) -> str:
+    """The student's database role, also the name of their own Optuna database."""
+    return STUDENT_PREFIX + name
+
+
+def passfile_of(folder: Path, name: str) -> Path:
+    return folder / "students" / f"{name}.pgpass"
+
+
+def write_passfile(folder: Path, cluster: Cluster, name: str, password: str) -> Path:
+    """``FOLDER/students/NAME.pgpass``: the role's password for its own database and the shared one."""
+    import os
+
+    students = folder / "students"
+    students.mkdir(mode=0o700, exist_ok=True)
+    students.chmod(0o700)
+    path = passfile_of(folder, name)
+    path.unlink(missing_ok=True)
+    role = role_of(name)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        for database in (role, DATABASES["optuna"]):
+            handle.write(f"*:{cluster.port}:{database}:{role}:{password}\n")
+    return path
+
+
+def create_optuna_tables(url: str, passfile: Path) -> None:
+    """Let Optuna create its tables in ``url`` now, once, so two students' first searches cannot race.
+
+    Two processes opening an empty database at once both run Optuna's ``CREATE TABLE``; one got
+    ``DuplicateTable "alembic_version"``.
+    """
+    import optuna
+
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"passfile": str(passfile)}})
+    storage.engine.dispose()
+
+
+def add_database_account(folder: Path, cluster: Cluster, name: str) -> Path:
+    """Create (or renew the password of) the student's role and database; returns their password file."""
+    password = secrets.token_urlsafe(24)
+    role = role_of(name)
+    cluster.add_student(role, password)
+    path = write_passfile(folder, cluster, name, password)
+    create_optuna_tables(cluster.url(role, role=role), path)
+    return path
+
+
+def storage_urls(cluster: Cluster, name: str, host: str) -> dict[str, str]:
+    """The student's Optuna storage URLs (no password: libpq reads it from their password file)."""
+    role = role_of(name)
+    return {database: f"postgresql+psycopg://{role}@{host}:{cluster.port}/{database}"
+            for database in (role, DATABASES["optuna"])}
+
+
+def experiment_names(name: str) -> list[str]:
+    """The experiments the suite logs into for ``name`` on a server with accounts."""
+    from experiments.studies import EXPERIMENT_NAMES
+    from experiments.tracking.store import EXPERIMENT_PREFIX
+
+    return [f"{EXPERIMENT_PREFIX}{experiment}/{name}" for experiment in EXPERIMENT_NAMES]
+
+
+def claim_experiments(url: str, name: str, password: str, admin: tuple[str, str]) -> list[str]:
+    """Create the student's experiments as the student (so they MANAGE them); returns the names taken back.
+
+    An experiment of that name made by someone else first (squatting) is renamed by the admin to
+    ``<name>.taken-<id>`` (its runs stay readable there) and a new one is created for the student.
+    """
+    import requests
+
+    api = f"{url}/api/2.0/mlflow"
+    taken_back = []
+    for experiment in experiment_names(name):
+        created = requests.post(f"{api}/experiments/create", json={"name": experiment}, auth=(name, password),
+                                timeout=30)
+        if created.status_code == 200:
+            continue
+        if "RESOURCE_ALREADY_EXISTS" not in created.text:
+            raise UserInputError(f"creating experiment {experiment!r} for {name!r} failed: HTTP {created.status_code}")
+        existing = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": experiment},
+                                auth=admin, timeout=30).json()["experiment"]
+        permission = requests.get(f"{api}/experiments/permissions/get", auth=admin, timeout=30,
+                                  params={"experiment_id": existing["experiment_id"], "username": name})
+        if permission.status_code == 200 and permission.json()["experiment_permission"]["permission"] == "MANAGE":
+            continue  # theirs already (add-user run again)
+        renamed = f"{experiment}.taken-{existing['experiment_id']}"
+        requests.post(f"{api}/experiments/update", json={"experiment_id": existing["experiment_id"],
+                      "new_name": renamed}, auth=admin, timeout=30).raise_for_status()
+        requests.post(f"{api}/experiments/create", json={"name": experiment}, auth=(name, password),
+                      timeout=30).raise_for_status()
+        taken_back.append(f"{experiment} (the one made first is now {renamed})")
+    return taken_back
