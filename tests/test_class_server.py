@@ -40,11 +40,14 @@ def server():
     (folder / "admin.txt").write_text(ADMIN_PASSWORD + "\n")
     root = folder / "server"
     try:
+        # As root the MLflow server runs as anncore-mlflow, unless this Python sits where it cannot
+        # go (a venv under /root): then as root, which the one-line error test covers.
         config = class_server.start(root, port=free_port(), workers=2, auth=True,
-                                    admin_password_file=folder / "admin.txt")
-        for name, password in STUDENTS.items():
-            class_server.add_user(root, name, password, ADMIN_PASSWORD)
-        yield {"url": config.url, "folder": root, "config": config, "tmp": folder}
+                                    admin_password_file=folder / "admin.txt",
+                                    as_root=class_server.closed_to_others() is not None)
+        added = {name: class_server.add_user(root, name, password, ADMIN_PASSWORD)
+                 for name, password in STUDENTS.items()}
+        yield {"url": config.url, "folder": root, "config": config, "tmp": folder, "added": added}
     finally:
         with contextlib.suppress(Exception):
             class_server.stop(root)
@@ -101,25 +104,172 @@ def test_the_server_keeps_its_runs_in_postgresql_and_no_secret_anywhere(server):
 
     info = class_server.status(server["folder"])
     assert info["mlflow_running"] and info["postgresql_running"] and info["auth"]
-    assert info["optuna_storage"].startswith("postgresql+psycopg://anncore@127.0.0.1:")
+    assert info["class_study_storage"].startswith("postgresql+psycopg://optuna_<user>@127.0.0.1:")
+    assert info["students"] == "alice, bob"
     cluster = Cluster(server["folder"], server["config"].db_port)
-    with psycopg.connect(host="127.0.0.1", port=cluster.port, user="anncore", dbname="postgres",
-                         password=cluster.password()) as connection:
-        names = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
-    assert set(DATABASES.values()) <= names
     with psycopg.connect(host="127.0.0.1", port=cluster.port, user="anncore", dbname="mlflow",
                          password=cluster.password()) as connection:  # MLflow's schema is there
+        names = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
         tables = {row[0] for row in connection.execute("SELECT tablename FROM pg_tables")}
+    assert {*DATABASES.values(), "optuna_alice", "optuna_bob"} <= names
     assert {"experiments", "runs", "metrics", "params", "tags"} <= tables
     # Nothing secret in the auth configuration, the logs or any process's command line.
     folder = server["folder"]
     texts = [(folder / "basic_auth.ini").read_text(), (folder / "logs" / "mlflow.log").read_text(),
              (folder / "logs" / "postgresql.log").read_text(), (folder / "server.json").read_text()]
     texts += [command_line for pid in os.listdir("/proc") if pid.isdigit() and (command_line := _command_line(pid))]
-    for secret in (ADMIN_PASSWORD, cluster.password(), *STUDENTS.values()):
+    student_passwords = [path.read_text().split(":")[-1].strip() for path in (folder / "students").iterdir()]
+    assert len(student_passwords) == 2
+    for secret in (ADMIN_PASSWORD, cluster.password(), *STUDENTS.values(), *student_passwords):
         assert not any(secret in text for text in texts)
     assert "default_permission = READ" in texts[0]
-    assert oct((folder / "pgpass").stat().st_mode & 0o777) == "0o600"
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_secrets_logs_and_backups_are_closed_to_other_local_users(server, tmp_path):
+    folder = server["folder"]
+    for secret in ("pgpass", "basic_auth.ini", "flask-secret", "logs/mlflow.log", "logs/postgresql.log",
+                   "students/alice.pgpass", "students/bob.pgpass"):
+        assert _mode(folder / secret) == 0o600, secret
+    assert _mode(folder / "students") == 0o700
+    assert _mode(folder / "logs") & 0o007 == 0 and not _mode(folder / "logs") & 0o020  # no other, no group write
+    written = class_server.backup(folder, tmp_path / "backup")
+    assert _mode(tmp_path / "backup") == 0o700
+    assert {_mode(path) for path in written} == {0o600}
+    # The server's own process: as root it runs as anncore-mlflow, unless this Python is closed to it.
+    import psutil
+
+    user = psutil.Process(server["config"].mlflow_pid).username()
+    expected = "root" if os.geteuid() == 0 and class_server.closed_to_others() else (
+        class_server.SERVICE_USER if os.geteuid() == 0 else psutil.Process().username())
+    assert user == expected
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the service user is for a server started as root")
+def test_as_root_a_python_closed_to_the_service_user_is_one_clear_error(monkeypatch):
+    closed = class_server.closed_to_others()
+    if closed is None:
+        pytest.skip("this Python is open to other users: the server fixture runs as anncore-mlflow")
+    with pytest.raises(class_server.UserInputError, match=rf"cannot enter {re.escape(str(closed))} .*--as-root"):
+        class_server.check_service_user_can_run(as_root=False)
+    class_server.check_service_user_can_run(as_root=True)
+
+
+# --- what a student's database credentials reach ----------------------------------------------
+
+def _student_connect(server, name: str, database: str, role: str | None = None):
+    import psycopg
+
+    return psycopg.connect(host="127.0.0.1", port=server["config"].db_port, user=role or f"optuna_{name}",
+                           dbname=database, passfile=str(server["added"][name]["passfile"]), connect_timeout=10,
+                           autocommit=True)
+
+
+REFUSED = "refused"
+# (who, database, SQL run there or None for just connecting, expected): alice is the attacker.
+DATABASE_PERMISSIONS = [
+    ("alice", "mlflow", None, REFUSED),
+    ("alice", "mlflow_auth", None, REFUSED),
+    ("alice", "postgres", None, REFUSED),
+    ("alice", "template1", None, REFUSED),
+    ("alice", "optuna_bob", None, REFUSED),
+    ("alice", "optuna_alice", "CREATE TABLE notes (x int); DROP TABLE notes", "ok"),
+    ("alice", "optuna", "SELECT count(*) FROM studies", "ok"),
+    ("alice", "optuna", "DROP TABLE studies", REFUSED),
+    ("alice", "optuna", "CREATE TABLE squat (x int)", REFUSED),
+    ("alice", "optuna", "ALTER ROLE anncore PASSWORD 'locked-out-0001'", REFUSED),
+    ("alice", "optuna", "ALTER ROLE optuna_bob PASSWORD 'taken-over-0001'", REFUSED),
+    ("alice", "optuna", "DROP DATABASE mlflow", REFUSED),
+    ("alice", "optuna", "DROP DATABASE optuna_bob", REFUSED),
+    ("alice", "optuna", "CREATE DATABASE mine", REFUSED),
+    ("alice", "optuna", "CREATE ROLE helper LOGIN SUPERUSER", REFUSED),
+    ("alice", "optuna", "GRANT anncore TO optuna_alice", REFUSED),
+    ("alice", "optuna", "SELECT pg_read_file('pg_hba.conf')", REFUSED),
+]
+
+
+@pytest.mark.parametrize("who, database, statement, expected", DATABASE_PERMISSIONS)
+def test_a_students_database_password_reaches_only_optuna_data(server, who, database, statement, expected):
+    import psycopg
+
+    try:
+        with _student_connect(server, who, database) as connection:
+            if statement:
+                for part in statement.split("; "):
+                    connection.execute(part)
+        outcome = "ok"
+    except psycopg.Error as error:
+        outcome = REFUSED
+        assert re.search(r"permission denied|must be|rejects connection|no pg_hba.conf entry|not allowed|"
+                         r"must have|only superusers", str(error)), str(error)
+    assert outcome == expected
+
+
+@pytest.mark.parametrize("role", ["anncore", "optuna_bob", "postgres"])
+def test_a_students_password_is_no_one_elses(server, role):
+    """Alice's password file holds her password: tried as another role it is refused."""
+    import psycopg
+
+    password = server["added"]["alice"]["passfile"].read_text().split(":")[-1].strip()
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed|rejects connection|"
+                                                       "no pg_hba.conf entry"):
+        psycopg.connect(host="127.0.0.1", port=server["config"].db_port, user=role, dbname="optuna",
+                        password=password, connect_timeout=10)
+
+
+def test_students_share_the_class_study_and_keep_their_own(server, monkeypatch):
+    import optuna
+
+    def storage(name: str, database: str):
+        monkeypatch.setenv("PGPASSFILE", str(server["added"][name]["passfile"]))
+        return optuna.storages.RDBStorage(server["added"][name]["storage"][database])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    own = optuna.create_study(study_name="mine", storage=storage("bob", "optuna_bob"))
+    own.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    shared = optuna.create_study(study_name="class-search", storage=storage("alice", "optuna"),
+                                 load_if_exists=True)
+    shared.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    joined = optuna.load_study(study_name="class-search", storage=storage("bob", "optuna"))
+    joined.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert len(optuna.load_study(study_name="class-search", storage=storage("alice", "optuna")).trials) == 2
+    assert len(optuna.load_study(study_name="mine", storage=storage("bob", "optuna_bob")).trials) == 2
+    # Bob's own study is out of Alice's reach: her password file names no way into his database.
+    import psycopg
+
+    with pytest.raises(psycopg.OperationalError):
+        _student_connect(server, "alice", "optuna_bob")
+
+
+def test_add_user_refuses_a_name_that_cannot_be_a_role_and_takes_back_squatted_experiments(server, monkeypatch,
+                                                                                            capsys):
+    from experiments.server.__main__ import main
+
+    for bad in ("Carol", "carol; DROP", "admin", "x" * 31, "1carol"):
+        with pytest.raises(class_server.UserInputError, match=re.escape(f"user name {bad!r} is not accepted")):
+            class_server.add_user(server["folder"], bad, "carol-password-001", ADMIN_PASSWORD)
+    with logged_in(monkeypatch, "bob"):  # bob takes carol's experiment name before her account exists
+        squatted = client(server["url"]).create_experiment("anncore-simple_ann/carol")
+    (server["tmp"] / "carol.txt").write_text("carol-password-001\n")
+    monkeypatch.setenv(class_server.ADMIN_PASSWORD_VARIABLE, ADMIN_PASSWORD)
+    assert main(["add-user", "--folder", str(server["folder"]), "carol",
+                 "--password-file", str(server["tmp"] / "carol.txt")]) == 0
+    out = capsys.readouterr().out
+    assert f"anncore-simple_ann/carol (the one made first is now anncore-simple_ann/carol.taken-{squatted})" in out
+    assert f"hand over: {server['folder'] / 'students' / 'carol.pgpass'}" in out
+    with logged_in(monkeypatch, "admin"):
+        admin = client(server["url"])
+        assert admin.get_experiment(squatted).name == f"anncore-simple_ann/carol.taken-{squatted}"
+        mine = admin.get_experiment_by_name("anncore-simple_ann/carol").experiment_id
+    from mlflow.exceptions import MlflowException
+
+    with logged_in(monkeypatch, "bob"), pytest.raises(MlflowException, match="403|PERMISSION_DENIED"):
+        client(server["url"]).create_run(mine)
+    with logged_in(monkeypatch, "carol", "carol-password-001"):
+        assert client(server["url"]).create_run(mine).info.experiment_id == mine
 
 
 def test_a_second_start_and_bad_options_are_one_line_errors(server, capsys):
@@ -355,7 +505,11 @@ def test_backup_stop_down_server_error_and_restore(server, monkeypatch, tmp_path
     with database("mlflow") as connection:
         kept = {row[0] for row in connection.execute("SELECT run_uuid FROM runs")}
     written = class_server.backup(folder, tmp_path / "backup")
-    assert {p.name for p in written} == {"mlflow.dump", "mlflow_auth.dump", "optuna.dump", "artifacts.tar.gz"}
+    accounts = [role.removeprefix("optuna_") for role in cluster.students()]
+    assert {"alice", "bob"} <= set(accounts)
+    assert {p.name for p in written} == {"mlflow.dump", "mlflow_auth.dump", "optuna.dump", "roles.sql",
+                                         "artifacts.tar.gz", "students.tar.gz",
+                                         *(f"optuna_{name}.dump" for name in accounts)}
     with logged_in(monkeypatch, "admin"):
         after_backup = client(url).create_experiment("anncore-after-backup")
     assert kept
@@ -380,7 +534,9 @@ def test_backup_stop_down_server_error_and_restore(server, monkeypatch, tmp_path
             names = {row[0] for row in connection.execute("SELECT name FROM experiments")}
         with database("mlflow_auth") as connection:
             users = {row[0] for row in connection.execute("SELECT username FROM users")}
+        with _student_connect(server, "bob", "optuna_bob") as connection:  # roles and password files came back
+            connection.execute("SELECT count(*) FROM studies")
     finally:
         cluster.stop()
     assert restored == kept and "anncore-after-backup" not in names and after_backup
-    assert users == {"admin", *STUDENTS}
+    assert users == {"admin", *accounts}
