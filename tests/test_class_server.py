@@ -244,32 +244,62 @@ def test_students_share_the_class_study_and_keep_their_own(server, monkeypatch):
         _student_connect(server, "alice", "optuna_bob")
 
 
-def test_add_user_refuses_a_name_that_cannot_be_a_role_and_takes_back_squatted_experiments(server, monkeypatch,
-                                                                                            capsys):
+def test_add_user_refuses_a_name_that_cannot_be_a_role_and_takes_back_squatted_names(server, monkeypatch, capsys):
+    from mlflow.exceptions import MlflowException
+
     from experiments.server.__main__ import main
 
     for bad in ("Carol", "carol; DROP", "admin", "x" * 31, "1carol"):
         with pytest.raises(class_server.UserInputError, match=re.escape(f"user name {bad!r} is not accepted")):
             class_server.add_user(server["folder"], bad, "carol-password-001", ADMIN_PASSWORD)
-    with logged_in(monkeypatch, "bob"):  # bob takes carol's experiment name before her account exists
+    with logged_in(monkeypatch, "bob"):  # bob takes carol's names before her account exists
         squatted = client(server["url"]).create_experiment("anncore-simple_ann/carol")
+        client(server["url"]).create_registered_model("anncore-fashion-mnist-carol")
     (server["tmp"] / "carol.txt").write_text("carol-password-001\n")
     monkeypatch.setenv(class_server.ADMIN_PASSWORD_VARIABLE, ADMIN_PASSWORD)
     assert main(["add-user", "--folder", str(server["folder"]), "carol",
                  "--password-file", str(server["tmp"] / "carol.txt")]) == 0
     out = capsys.readouterr().out
     assert f"anncore-simple_ann/carol (the one made first is now anncore-simple_ann/carol.taken-{squatted})" in out
+    assert "anncore-fashion-mnist-carol (the one made first is now anncore-fashion-mnist-carol.taken-" in out
     assert f"hand over: {server['folder'] / 'students' / 'carol.pgpass'}" in out
     with logged_in(monkeypatch, "admin"):
         admin = client(server["url"])
         assert admin.get_experiment(squatted).name == f"anncore-simple_ann/carol.taken-{squatted}"
         mine = admin.get_experiment_by_name("anncore-simple_ann/carol").experiment_id
-    from mlflow.exceptions import MlflowException
-
-    with logged_in(monkeypatch, "bob"), pytest.raises(MlflowException, match="403|PERMISSION_DENIED"):
-        client(server["url"]).create_run(mine)
+        assert admin.get_registered_model("anncore-fashion-mnist-carol").name
+    with logged_in(monkeypatch, "bob"):
+        with pytest.raises(MlflowException, match="403|PERMISSION_DENIED"):
+            client(server["url"]).create_run(mine)
+        with pytest.raises(MlflowException, match="403|PERMISSION_DENIED"):
+            client(server["url"]).set_registered_model_alias("anncore-fashion-mnist-carol", "champion", "1")
     with logged_in(monkeypatch, "carol", "carol-password-001"):
         assert client(server["url"]).create_run(mine).info.experiment_id == mine
+        client(server["url"]).set_registered_model_tag("anncore-fashion-mnist-carol", "class", "ok")
+
+
+def test_an_experiment_named_for_you_but_made_by_another_is_one_line_before_any_run(server, monkeypatch, tmp_path,
+                                                                                    capsys):
+    from experiments.server.__main__ import main
+
+    url = server["url"]
+    requests.post(f"{url}/api/2.0/mlflow/users/create", json={"username": "dave", "password": "dave-password-001"},
+                  auth=("admin", ADMIN_PASSWORD), timeout=30).raise_for_status()  # made in MLflow's UI, say
+    with logged_in(monkeypatch, "bob"):
+        client(url).create_experiment("anncore-simple_ann/dave")
+    monkeypatch.chdir(tmp_path)
+    with logged_in(monkeypatch, "dave", "dave-password-001"):
+        status, out, err = run_cli(["run", "simple_ann", "--no-progress", "--tracking-uri", url])
+        assert status == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith(f"error: experiment 'anncore-simple_ann/dave' on {url} belongs to another account")
+        assert err.rstrip().endswith("python -m experiments.server claim --folder FOLDER dave")
+        monkeypatch.setenv(class_server.ADMIN_PASSWORD_VARIABLE, ADMIN_PASSWORD)
+        assert main(["claim", "--folder", str(server["folder"]), "dave"]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == "1 name(s) taken back; dave manages all of theirs"
+        status, out, err = run_cli(["run", "simple_ann", "--no-progress", "--tracking-uri", url])
+        assert status == 0, err
+        [run] = runs_in(url, "anncore-simple_ann/dave")
+        assert run.info.status == "FINISHED"
 
 
 def test_a_second_start_and_bad_options_are_one_line_errors(server, capsys):

@@ -6,6 +6,7 @@ Examples::
     MLFLOW_AUTH_ADMIN_PASSWORD=... python -m experiments.server start --folder ~/class-server \\
         --host 0.0.0.0 --port 5000 --workers 4                                  # a lab network: accounts on
     python -m experiments.server add-user --folder ~/class-server alice --password-file alice.txt
+    python -m experiments.server claim --folder ~/class-server alice     # names someone took first
     python -m experiments.server status --folder ~/class-server
     python -m experiments.server backup --folder ~/class-server ~/backups/monday
     python -m experiments.server stop --folder ~/class-server
@@ -50,7 +51,7 @@ def build_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="python -m experiments.server",
                                    description="A PostgreSQL-backed MLflow tracking server for a class.")
     commands = parser.add_subparsers(dest="command", required=True,
-                                     metavar="{start,stop,status,add-user,backup,restore}")
+                                     metavar="{start,stop,status,add-user,claim,backup,restore}")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
@@ -80,6 +81,10 @@ def build_parser() -> OneLineArgumentParser:
     add_user.add_argument("--password-file", type=Path, help="file whose first line is the password (else asked)")
     add_user.add_argument("--admin-password-file", type=Path,
                           help="the admin password's file (else $MLFLOW_AUTH_ADMIN_PASSWORD)")
+    claim = command("claim", "give a student back the experiments named for them that someone else made first")
+    claim.add_argument("username")
+    claim.add_argument("--admin-password-file", type=Path,
+                       help="the admin password's file (else $MLFLOW_AUTH_ADMIN_PASSWORD)")
     backup = command("backup", "pg_dump every database and archive the artifacts into a folder")
     backup.add_argument("target", type=Path, help="backup folder to write")
     restore = command("restore", "replace the databases and artifacts with a backup's (MLflow stopped)")
@@ -131,6 +136,12 @@ def run(args: argparse.Namespace) -> int:
         own, shared = created["storage"].values()
         print(f"  their studies:      --storage {own}")
         print(f"  the class's search: --storage {shared}")
+    elif args.command == "claim":
+        taken = class_server.claim(args.folder, args.username, class_server.read_admin_password(
+            args.admin_password_file))
+        for line in taken:
+            print(f"taken back for {args.username}: {line}")
+        print(f"{len(taken)} name(s) taken back; {args.username} manages all of theirs")
     elif args.command == "backup":
         for path in class_server.backup(args.folder, args.target):
             print(f"wrote {path}")

@@ -440,7 +440,17 @@ def add_user(folder: Path, username: str, password: str, admin_password: str) ->
     passfile = students.add_database_account(folder, cluster, username)
     host = public_address(config.host)
     return {"passfile": passfile, "storage": students.storage_urls(cluster, username, host),
-            "taken_back": students.claim_experiments(config.url, username, password, admin)}
+            "taken_back": students.claim_experiments(config.url, username, admin)}
+
+
+def claim(folder: Path, username: str, admin_password: str) -> list[str]:
+    """Give ``username`` back the experiments named for them (see :func:`students.claim_experiments`)."""
+    folder = folder.expanduser().resolve()
+    students.check_username(username)
+    config = load_config(folder)
+    if config is None or not config.auth:
+        raise UserInputError(f"{folder} holds no server with authentication; start it with --auth or --host")
+    return students.claim_experiments(config.url, username, (ADMIN_USERNAME, admin_password))
 
 
 def _private_folder(path: Path) -> None:

@@ -3,8 +3,8 @@
 ``add-user NAME`` gives the student
 
 - an MLflow account (default permission READ: they read everyone's runs, change their own);
-- the experiments the suite logs into, ``anncore-<experiment>/NAME``, created up front with the
-  student as their owner (MANAGE), so nobody can take the names first;
+- the experiments the suite logs into, ``anncore-<experiment>/NAME``, created up front (by the
+  admin) with the student as their manager (MANAGE), so nobody can take the names first;
 - a PostgreSQL role ``optuna_NAME`` that owns a database ``optuna_NAME`` (their own studies) and
   may write the class's shared study database ``optuna``, and nothing else: it cannot connect to
   MLflow's databases or to another student's;
@@ -98,33 +98,84 @@ def experiment_names(name: str) -> list[str]:
     return [f"{EXPERIMENT_PREFIX}{experiment}/{name}" for experiment in EXPERIMENT_NAMES]
 
 
-def claim_experiments(url: str, name: str, password: str, admin: tuple[str, str]) -> list[str]:
-    """Create the student's experiments as the student (so they MANAGE them); returns the names taken back.
-
-    An experiment of that name made by someone else first (squatting) is renamed by the admin to
-    ``<name>.taken-<id>`` (its runs stay readable there) and a new one is created for the student.
-    """
+def _permission(api: str, admin: tuple[str, str], name: str, resource_type: str, resource_id: str) -> str:
+    """``name``'s effective permission on a resource (``MANAGE``, ``EDIT``, ``READ``, ...)."""
     import requests
+
+    response = requests.get(f"{api.replace('/2.0/', '/3.0/')}/users/permissions/get", auth=admin, timeout=30,
+                            params={"username": name, "resource_type": resource_type, "resource_id": resource_id})
+    response.raise_for_status()
+    return response.json()["permission"]
+
+
+def _grant_manage(api: str, admin: tuple[str, str], name: str, resource_type: str, resource_id: str) -> None:
+    import requests
+
+    requests.post(f"{api.replace('/2.0/', '/3.0/')}/users/permissions/grant", auth=admin, timeout=30, json={
+        "username": name, "resource_type": resource_type, "resource_id": resource_id,
+        "permission": "MANAGE"}).raise_for_status()
+
+
+def _claim_experiment(api: str, admin: tuple[str, str], name: str, experiment: str) -> str | None:
+    """Make ``experiment`` the student's; returns what was renamed away, if anything."""
+    import requests
+
+    from experiments.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+
+    renamed = None
+    existing = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": experiment},
+                            auth=admin, timeout=30)
+    if existing.status_code == 200:
+        experiment_id = existing.json()["experiment"]["experiment_id"]
+        if _permission(api, admin, name, "experiment", experiment_id) == "MANAGE":
+            return None  # theirs already
+        renamed = f"{experiment}.taken-{experiment_id}"
+        requests.post(f"{api}/experiments/update", json={"experiment_id": experiment_id, "new_name": renamed},
+                      auth=admin, timeout=30).raise_for_status()
+    created = requests.post(f"{api}/experiments/create", auth=admin, timeout=30, json={
+        "name": experiment, "tags": [{"key": EXPERIMENT_KIND_TAG, "value": EXPERIMENT_KIND}]})
+    created.raise_for_status()
+    _grant_manage(api, admin, name, "experiment", created.json()["experiment_id"])
+    return renamed
+
+
+def _claim_model(api: str, admin: tuple[str, str], name: str, model: str) -> str | None:
+    """Make registered model ``model`` the student's; returns what was renamed away, if anything."""
+    import requests
+
+    renamed = None
+    if requests.get(f"{api}/registered-models/get", params={"name": model}, auth=admin, timeout=30).ok:
+        if _permission(api, admin, name, "registered_model", model) == "MANAGE":
+            return None
+        renamed = f"{model}.taken-{secrets.token_hex(3)}"
+        requests.post(f"{api}/registered-models/rename", json={"name": model, "new_name": renamed},
+                      auth=admin, timeout=30).raise_for_status()
+    requests.post(f"{api}/registered-models/create", json={"name": model}, auth=admin,
+                  timeout=30).raise_for_status()
+    _grant_manage(api, admin, name, "registered_model", model)
+    return renamed
+
+
+def claim_experiments(url: str, name: str, admin: tuple[str, str]) -> list[str]:
+    """Create the student's experiments and registered model, with the student as their manager.
+
+    One of those names that the student does not manage (someone made it first) is renamed by
+    the admin to ``<name>.taken-<id>`` (its runs stay readable there) and a new one is made for
+    the student. Running this again changes nothing.
+
+    Returns
+    -------
+    list of str
+        One line per name taken back.
+    """
+    from experiments.tracking.registry import REGISTERED_MODEL
 
     api = f"{url}/api/2.0/mlflow"
     taken_back = []
     for experiment in experiment_names(name):
-        created = requests.post(f"{api}/experiments/create", json={"name": experiment}, auth=(name, password),
-                                timeout=30)
-        if created.status_code == 200:
-            continue
-        if "RESOURCE_ALREADY_EXISTS" not in created.text:
-            raise UserInputError(f"creating experiment {experiment!r} for {name!r} failed: HTTP {created.status_code}")
-        existing = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": experiment},
-                                auth=admin, timeout=30).json()["experiment"]
-        permission = requests.get(f"{api}/experiments/permissions/get", auth=admin, timeout=30,
-                                  params={"experiment_id": existing["experiment_id"], "username": name})
-        if permission.status_code == 200 and permission.json()["experiment_permission"]["permission"] == "MANAGE":
-            continue  # theirs already (add-user run again)
-        renamed = f"{experiment}.taken-{existing['experiment_id']}"
-        requests.post(f"{api}/experiments/update", json={"experiment_id": existing["experiment_id"],
-                      "new_name": renamed}, auth=admin, timeout=30).raise_for_status()
-        requests.post(f"{api}/experiments/create", json={"name": experiment}, auth=(name, password),
-                      timeout=30).raise_for_status()
-        taken_back.append(f"{experiment} (the one made first is now {renamed})")
+        if (renamed := _claim_experiment(api, admin, name, experiment)) is not None:
+            taken_back.append(f"{experiment} (the one made first is now {renamed})")
+    model = f"{REGISTERED_MODEL}-{name}"
+    if (renamed := _claim_model(api, admin, name, model)) is not None:
+        taken_back.append(f"{model} (the one made first is now {renamed})")
     return taken_back

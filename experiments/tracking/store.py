@@ -187,6 +187,38 @@ def experiment_full_name(name: str) -> str:
     return EXPERIMENT_PREFIX + name
 
 
+def check_experiments_are_yours(names: list[str]) -> None:
+    """On a server with accounts: each experiment named for this user must be theirs to write.
+
+    Raises
+    ------
+    UserInputError
+        One line, before any run starts, when someone else made ``anncore-<name>/<user>`` first.
+    """
+    import mlflow
+    import requests
+
+    user, uri = os.environ.get(USERNAME_VARIABLE), mlflow.get_tracking_uri()
+    if not (user and uri.startswith("http")):
+        return
+    client = mlflow.MlflowClient()
+    for name in names:
+        experiment = with_retry(client.get_experiment_by_name, experiment_full_name(name))
+        if experiment is None:
+            continue
+        response = requests.get(f"{uri}/api/3.0/mlflow/users/permissions/get", timeout=30,
+                                auth=(user, os.environ.get(PASSWORD_VARIABLE, "")),
+                                params={"username": user, "resource_type": "experiment",
+                                        "resource_id": experiment.experiment_id})
+        permission = response.json().get("permission") if response.ok else None
+        if permission is not None and permission not in ("EDIT", "MANAGE"):
+            raise UserInputError(
+                f"experiment {experiment.name!r} on {uri} belongs to another account (you have {permission}), "
+                f"so your runs there would be refused; ask your teacher to run: "
+                f"python -m experiments.server claim --folder FOLDER {user}"
+            )
+
+
 def first_line(error: BaseException) -> str:
     """The first line of ``error``'s message (SQLAlchemy appends the SQL and a link on more lines)."""
     lines = str(error).strip().splitlines()
