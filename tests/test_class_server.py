@@ -487,6 +487,31 @@ def test_cleanup_ends_silent_runs_of_other_hosts_after_the_timeout(server, monke
         c.delete_experiment(experiment_id)
 
 
+def test_cleanup_by_a_student_ends_their_ghosts_and_lists_the_others(server, monkeypatch):
+    url = server["url"]
+    silent = {liveness.HOST_TAG: "lab-pc-09", liveness.PID_TAG: "4242", liveness.STARTED_TAG: "1.00",
+              liveness.HEARTBEAT_TAG: str(int(time.time() * 1000) - 1_200_000)}
+    ghosts = {}
+    for name in ("alice", "bob"):  # alice's ghost first: the one bob meets and may not end
+        with logged_in(monkeypatch, name):
+            c = client(url)
+            experiment_id = c.get_experiment_by_name(f"anncore-baseline/{name}").experiment_id
+            ghosts[name] = c.create_run(experiment_id, tags=silent).info.run_id
+    with logged_in(monkeypatch, "bob"):
+        status, out, err = run_cli(["cleanup", "--tracking-uri", url, "--stale-after", "600"])
+        assert status == 1 and "Traceback" not in err, err
+        assert err == (f"cannot end: run {ghosts['alice']} (anncore-baseline/alice): another account's run "
+                       "(HTTP 403); its owner or the teacher can end it\n")
+        assert f"marked KILLED: run {ghosts['bob']} (anncore-baseline/bob)" in out
+        assert out.splitlines()[-1] == "1 ghost run(s) ended, 1 left to their owners"
+        assert client(url).get_run(ghosts["bob"]).info.status == "KILLED"
+        assert client(url).get_run(ghosts["alice"]).info.status == "RUNNING"
+    with logged_in(monkeypatch, "alice"):
+        status, out, err = run_cli(["cleanup", "--tracking-uri", url, "--stale-after", "600"])
+        assert status == 0 and out.splitlines()[-1] == "1 ghost run(s) ended", (out, err)
+        assert client(url).get_run(ghosts["alice"]).info.status == "KILLED"
+
+
 # --- faults ---------------------------------------------------------------------------------------
 
 def test_the_database_restarting_mid_suite_leaves_no_run_running(server, monkeypatch, tiny_fashion_root, tmp_path):
