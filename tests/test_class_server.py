@@ -547,6 +547,44 @@ def test_the_database_restarting_mid_suite_leaves_no_run_running(server, monkeyp
     assert running == []
 
 
+def test_two_students_run_the_whole_suite_at_once_into_their_own_names(server, tiny_fashion_root, tmp_path):
+    """Both `run all --quick` with the sweep on their own Optuna database, at the same time."""
+    url = server["url"]
+    processes = {}
+    for name in STUDENTS:
+        (tmp_path / name).mkdir()
+        env = {**account(name), "PGPASSFILE": str(server["added"][name]["passfile"]),
+               "XDG_DATA_HOME": str(tmp_path / name / "data-home")}
+        command = [sys.executable, "-m", "experiments", "run", "all", "--quick", "--no-progress", "--device", "cpu",
+                   "--data-dir", str(tiny_fashion_root), "--tracking-uri", url,
+                   "--storage", server["added"][name]["storage"][f"optuna_{name}"]]
+        processes[name] = subprocess.Popen(command, cwd=tmp_path / name, env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+    outputs = {name: process.communicate(timeout=900) for name, process in processes.items()}
+    for name, process in processes.items():
+        assert process.returncode == 0, outputs[name][1][-3000:]
+    from experiments.studies import EXPERIMENT_NAMES
+
+    with contextlib.ExitStack() as stack:
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        for name in STUDENTS:
+            patch.setenv("MLFLOW_TRACKING_USERNAME", name)
+            patch.setenv("MLFLOW_TRACKING_PASSWORD", STUDENTS[name])
+            c = client(url)
+            for experiment in EXPERIMENT_NAMES:
+                runs = runs_in(url, f"anncore-{experiment}/{name}")
+                assert runs and {r.info.status for r in runs} == {"FINISHED"}, (name, experiment)
+            [parent] = [r for r in runs_in(url, f"anncore-sweep/{name}") if r.data.tags.get("anncore.role") == "parent"]
+            model = f"anncore-fashion-mnist-{name}"
+            for alias in ("baseline", "champion"):
+                version = c.get_model_version_by_alias(model, alias)
+                assert c.get_run(version.run_id).info.experiment_id in {
+                    c.get_experiment_by_name(f"anncore-{e}/{name}").experiment_id for e in ("baseline", "sweep")}
+            with _student_connect(server, name, f"optuna_{name}") as connection:
+                [(trials,)] = connection.execute("SELECT count(*) FROM trials").fetchall()
+            assert trials == parent.data.metrics["n_trials"] >= 1
+
+
 def test_the_server_gone_mid_run_is_an_error_line_within_seconds_and_cleanup_ends_the_run_later(
         server, monkeypatch, tiny_fashion_root, tmp_path):
     url, folder = server["url"], server["folder"]
