@@ -33,7 +33,7 @@ from pathlib import Path
 
 from experiments.server import students
 from experiments.server.addresses import bindable, local_address, public_address
-from experiments.server.postgres import DATABASES, Cluster, is_loopback
+from experiments.server.postgres import DATABASES, STUDENT_PREFIX, Cluster, is_loopback
 from experiments.settings import UserInputError
 
 ADMIN_USERNAME = "admin"
@@ -393,15 +393,16 @@ def status(folder: Path) -> dict[str, object]:
     if config is None:
         raise UserInputError(f"{folder} holds no class server (no server.json); accepted: the --folder given to start")
     cluster = Cluster(folder, config.db_port, config.host)
+    running = cluster.is_running()
+    accounts = [role.removeprefix(STUDENT_PREFIX) for role in cluster.students()] if running else ["?"]
     return {
         "tracking_uri": config.url,
         "mlflow_running": _pid_alive(config.mlflow_pid) and _health(config.url),
-        "postgresql_running": cluster.is_running(),
+        "postgresql_running": running,
         "auth": config.auth,
-        "class_study_storage": cluster.url(DATABASES["optuna"], role="optuna_<user>"),
+        "class_study_storage": cluster.url(DATABASES["optuna"], role=f"{STUDENT_PREFIX}<user>"),
         "student_passfiles": str(folder / "students"),
-        "students": ", ".join(role.removeprefix("optuna_") for role in cluster.students()) if
-        cluster.is_running() else "?",
+        "students": ", ".join(accounts),
         "workers": config.workers,
     }
 
