@@ -26,6 +26,7 @@ import requests
 from experiments.server import class_server, load
 from experiments.server.postgres import DATABASES, Cluster
 from experiments.tracking import liveness
+from reporting.sections import class_view
 from tests.mlflow_processes import free_port, run_cli
 
 ADMIN_PASSWORD = "teacher-secret-0001"
@@ -551,6 +552,7 @@ def test_two_students_run_the_whole_suite_at_once_into_their_own_names(server, t
     """Both `run all --quick` with the sweep on their own Optuna database, at the same time."""
     url = server["url"]
     processes = {}
+    since_ms = int(time.time() * 1000)  # earlier tests left runs (a KILLED one too) in these experiments
     for name in STUDENTS:
         (tmp_path / name).mkdir()
         env = {**account(name), "PGPASSFILE": str(server["added"][name]["passfile"]),
@@ -572,7 +574,7 @@ def test_two_students_run_the_whole_suite_at_once_into_their_own_names(server, t
             patch.setenv("MLFLOW_TRACKING_PASSWORD", STUDENTS[name])
             c = client(url)
             for experiment in EXPERIMENT_NAMES:
-                runs = runs_in(url, f"anncore-{experiment}/{name}")
+                runs = [r for r in runs_in(url, f"anncore-{experiment}/{name}") if r.info.start_time >= since_ms]
                 assert runs and {r.info.status for r in runs} == {"FINISHED"}, (name, experiment)
             [parent] = [r for r in runs_in(url, f"anncore-sweep/{name}") if r.data.tags.get("anncore.role") == "parent"]
             model = f"anncore-fashion-mnist-{name}"
@@ -583,6 +585,24 @@ def test_two_students_run_the_whole_suite_at_once_into_their_own_names(server, t
             with _student_connect(server, name, f"optuna_{name}") as connection:
                 [(trials,)] = connection.execute("SELECT count(*) FROM trials").fetchall()
             assert trials == parent.data.metrics["n_trials"] >= 1
+            assert not class_view.is_teacher(url)  # a student's render shows their own runs only
+        # The teacher's class view: each student's row, from the runs the registry's aliases name.
+        patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        assert class_view.is_teacher(url)
+        c = client(url)
+        rows = class_view.student_rows(c).set_index("student")
+        for name in STUDENTS:
+            model = f"anncore-fashion-mnist-{name}"
+            baseline = c.get_run(c.get_model_version_by_alias(model, "baseline").run_id)
+            champion = c.get_run(c.get_model_version_by_alias(model, "champion").run_id)
+            assert rows.loc[name, "baseline_test_acc"] == baseline.data.metrics["final_test_acc"]
+            assert rows.loc[name, "champion_test_acc"] == champion.data.metrics["final_test_acc"]
+            assert rows.loc[name, "champion_architecture"] == champion.data.params["architecture"]
+            assert rows.loc[name, "baseline_architecture"] == baseline.data.params["architecture"]
+        patch.setenv("MLFLOW_TRACKING_URI", url)
+        section = class_view.class_section().data
+        assert section.startswith("# The class\n") and all(f"| {name} | " in section for name in STUDENTS)
 
 
 def test_the_server_gone_mid_run_is_an_error_line_within_seconds_and_cleanup_ends_the_run_later(
@@ -628,6 +648,8 @@ def test_backup_stop_down_server_error_and_restore(server, monkeypatch, tmp_path
 
     with database("mlflow") as connection:
         kept = {row[0] for row in connection.execute("SELECT run_uuid FROM runs")}
+    with database("mlflow_auth") as connection:
+        kept_users = {row[0] for row in connection.execute("SELECT username FROM users")}
     written = class_server.backup(folder, tmp_path / "backup")
     accounts = [role.removeprefix("optuna_") for role in cluster.students()]
     assert {"alice", "bob"} <= set(accounts)
@@ -663,4 +685,4 @@ def test_backup_stop_down_server_error_and_restore(server, monkeypatch, tmp_path
     finally:
         cluster.stop()
     assert restored == kept and "anncore-after-backup" not in names and after_backup
-    assert users == {"admin", *accounts}
+    assert users == kept_users and {"admin", *accounts} <= users

@@ -193,8 +193,8 @@ def start(folder: Path, *, host: str = "127.0.0.1", port: int | None = None, db_
     if auth is False and not is_loopback(host):
         raise UserInputError(f"--host {host} serves a network, which needs authentication; drop --no-auth")
     use_auth = bool(auth) or not is_loopback(host)
-    check_service_user_can_run(as_root)
     password = read_admin_password(admin_password_file) if use_auth else None
+    check_service_user_can_run(as_root)
     config = ServerConfig(
         host=host,
         port=port or (previous.port if previous else 5000),
