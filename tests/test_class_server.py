@@ -245,6 +245,22 @@ def test_students_share_the_class_study_and_keep_their_own(server, monkeypatch):
         _student_connect(server, "alice", "optuna_bob")
 
 
+def test_a_storage_a_student_may_not_use_says_why(server, monkeypatch, tmp_path):
+    from experiments.search.storage import open_storage
+    from experiments.settings import UserInputError
+
+    monkeypatch.setenv("PGPASSFILE", str(server["added"]["alice"]["passfile"]))
+    bobs = server["added"]["bob"]["storage"]["optuna_bob"].replace("optuna_bob@", "optuna_alice@")
+    with pytest.raises(UserInputError, match="this role may not use that database"):
+        open_storage(bobs)
+    wrong = tmp_path / "wrong.pgpass"
+    wrong.write_text(f"*:*:*:optuna_alice:not-her-password\n")
+    wrong.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(wrong))
+    with pytest.raises(UserInputError, match="the password was refused or missing"):
+        open_storage(server["added"]["alice"]["storage"]["optuna_alice"])
+
+
 def test_add_user_refuses_a_name_that_cannot_be_a_role_and_takes_back_squatted_names(server, monkeypatch, capsys):
     from mlflow.exceptions import MlflowException
 
@@ -585,6 +601,7 @@ def test_two_students_run_the_whole_suite_at_once_into_their_own_names(server, t
             with _student_connect(server, name, f"optuna_{name}") as connection:
                 [(trials,)] = connection.execute("SELECT count(*) FROM trials").fetchall()
             assert trials == parent.data.metrics["n_trials"] >= 1
+            assert parent.data.params["study_name"] == f"fashion-mnist-{name}-quick"  # their own by default
             assert not class_view.is_teacher(url)  # a student's render shows their own runs only
         # The teacher's class view: each student's row, from the runs the registry's aliases name.
         patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")

@@ -14,6 +14,7 @@ import os
 
 import pandas as pd
 from IPython.display import Markdown
+from mlflow.tracking import MlflowClient
 
 from experiments.tracking.store import EXPERIMENT_PREFIX, PASSWORD_VARIABLE, USERNAME_VARIABLE
 from reporting.display import markdown_table
@@ -82,7 +83,7 @@ def class_section() -> Markdown:
     store = open_store()
     if not is_teacher(store.tracking_uri):
         return Markdown("")
-    rows = student_rows(store._client)
+    rows = student_rows(MlflowClient(store.tracking_uri))
     if rows.empty:
         return Markdown("")
 
