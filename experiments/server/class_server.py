@@ -516,3 +516,5 @@ def restore(folder: Path, source: Path) -> None:
             shutil.unpack_archive(source / f"{name}.tar.gz", folder / name)
     if (folder / "students").is_dir():
         _private_folder(folder / "students")
+        for passfile in (folder / "students").glob("*.pgpass"):  # a backup from a server on another port
+            students.set_passfile_port(passfile, cluster.port)

@@ -61,6 +61,13 @@ def write_passfile(folder: Path, cluster: Cluster, name: str, password: str) -> 
     return path
 
 
+def set_passfile_port(path: Path, port: int) -> None:
+    """Rewrite the port of every line of a password file (``host:port:database:role:password``)."""
+    lines = [line.split(":", 4) for line in path.read_text().splitlines() if line.strip()]
+    path.write_text("".join(f"{host}:{port}:{rest}\n" for host, _, *more in lines for rest in [":".join(more)]))
+    path.chmod(0o600)
+
+
 def create_optuna_tables(url: str, passfile: Path) -> None:
     """Let Optuna create its tables in ``url`` now, once, so two students' first searches cannot race.
 
