@@ -57,6 +57,7 @@ def preflight(names: Sequence[str], settings: RunSettings, uri: str) -> None:
         if check is not None:
             check(settings, uri)
     store.connect(uri)
+    store.check_experiments_are_yours(list(names))
 
 
 def run_suite(names: Sequence[str], settings: RunSettings, uri: str) -> int:

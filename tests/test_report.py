@@ -505,6 +505,11 @@ def pandoc_json(markdown: str) -> dict:
     return json.loads(pypandoc.convert_text(markdown, "json", format="markdown", extra_args=["--fail-if-warnings"]))
 
 
+# The teacher's class view: one chunk writes it whole (heading and prose through the catalogue),
+# and only for an admin of a class server; tests/test_class_server.py checks its content.
+GENERATED_SECTION = "_11-class.qmd"
+
+
 def walk(node, kind: str) -> list:
     found = []
     if isinstance(node, dict):
@@ -525,7 +530,7 @@ def test_qmd_parses_with_math_and_labelled_chunks(path: Path) -> None:
     assert chunks, "every document runs at least one chunk"
     for block in chunks:
         assert re.match(r"#\| label: [a-z0-9-]+\n", block["c"][1]), block["c"][1][:60]
-    if path.name != "index.qmd":
+    if path.name not in ("index.qmd", GENERATED_SECTION):
         assert walk(document["blocks"], "Math"), "each section has mathematics"
     for table in walk(document["blocks"], "Table"):  # Quarto keeps only a labelled table's caption in Typst
         assert table["c"][0][0].startswith("tbl-") and walk(table["c"][1], "Str"), table["c"][0]
@@ -538,7 +543,7 @@ def test_index_front_matter_and_includes() -> None:
     for config in ("_quarto.yml", "_quarto-ru.yml"):
         assert {"title", "subtitle", "abstract"} <= set(yaml.safe_load((REPORT / config).read_text())), config
     includes = re.findall(r"\{\{< include (\S+) >\}\}", INDEX.read_text())
-    assert [(REPORT / name).is_file() for name in includes] == [True] * 10  # sections 1-10
+    assert [(REPORT / name).is_file() for name in includes] == [True] * 11  # sections 1-10, the class (11)
 
 
 def test_quarto_project_formats() -> None:

@@ -283,6 +283,8 @@ def walk(node, kind: str) -> list:
 @pytest.mark.parametrize("path", sorted(REPORT.glob("*.qmd")), ids=lambda p: p.name)
 def test_each_qmd_has_both_languages_with_the_mathematics_shared(path: Path) -> None:
     """The same headings, chunks and formulas in both selections; all prose switched."""
+    if path.name == "_11-class.qmd":
+        pytest.skip("written whole by its chunk through the catalogue (checked by the msgid test)")
     _meta, body = split_front_matter(path.read_text())
     document = pandoc_ast(body)
     en, ru = (select_content(document, profiles, "html") for profiles in (set(), {"ru"}))

@@ -49,13 +49,28 @@ def search_plan(settings: RunSettings, tracking_uri: str) -> SearchPlan:
     if timeout is None and options.trials is None and not settings.quick:
         timeout = DEFAULT_TIMEOUT_S
     return SearchPlan(
-        study_name=options.study_name or DEFAULT_STUDY_NAME + ("-quick" if settings.quick else ""),
+        study_name=options.study_name or default_study_name(settings.quick, tracking_uri),
         storage_url=options.storage or storage.default_storage_url(tracking_uri),
         trials=options.trials or (QUICK_TRIALS if settings.quick else DEFAULT_TRIALS),
         timeout_s=timeout,
         epochs=settings.epochs_or(EPOCHS),
         workers=options.workers,
     )
+
+
+def default_study_name(quick: bool, tracking_uri: str) -> str:
+    """``fashion-mnist`` (``-quick``); ``fashion-mnist-<user>`` on a server with accounts.
+
+    Why: on a class server a study of one shared name made the second student's search join
+    the first one's, whose parent run they may not write (HTTP 403).
+    """
+    import os
+
+    from experiments.tracking.store import USERNAME_VARIABLE
+
+    user = os.environ.get(USERNAME_VARIABLE)
+    own = f"-{user}" if user and tracking_uri.startswith("http") else ""
+    return DEFAULT_STUDY_NAME + own + ("-quick" if quick else "")
 
 
 def study_signature(settings: RunSettings, data: FashionMNIST, epochs: int) -> dict[str, object]:

@@ -116,6 +116,28 @@ def _engine_kwargs(url: str) -> dict[str, object]:
     return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
 
 
+OPEN_FAILURE_HINTS = (  # (pattern in the error, what to do), first match wins
+    (re.compile(r"DuplicateTable|UniqueViolation|already exists", re.I),
+     "another process was creating Optuna's tables in this new database at the same time; run again "
+     "(a class server creates them when it starts and in add-user)"),
+    (re.compile(r"password authentication failed|no password supplied", re.I),
+     "the password was refused or missing: set PGPASSFILE to the password file you were given "
+     "(mode 0600), or put the password in the URL"),
+    (re.compile(r"permission denied|pg_hba.conf rejects|no pg_hba.conf entry|not permitted", re.I),
+     "this role may not use that database: on a class server, your own optuna_<user> database or the "
+     "shared optuna one"),
+)
+
+
+def open_failure_hint(error: BaseException) -> str:
+    """What to do about ``error`` from opening a storage: the real cause's remedy, else the accepted URLs."""
+    text = str(error) + type(error).__name__ + type(getattr(error, "orig", None)).__name__
+    for pattern, hint in OPEN_FAILURE_HINTS:
+        if pattern.search(text):
+            return hint
+    return f"{ACCEPTED}, reachable from this machine"
+
+
 def open_storage(url: str, failed_trial_callback: Callable | None = None):
     """Open (creating its tables if needed) the RDB storage at ``url``, with the heartbeat on.
 
@@ -159,5 +181,5 @@ def open_storage(url: str, failed_trial_callback: Callable | None = None):
 
         raise UserInputError(
             f"cannot open the Optuna storage {redacted(url)!r}: {type(error).__name__}: "
-            f"{first_line(error)}; {ACCEPTED}, reachable from this machine"
+            f"{first_line(error)}; {open_failure_hint(error)}"
         ) from None

@@ -4,10 +4,15 @@ Everything lives in one folder the user chooses::
 
     FOLDER/server.json     ports, host, workers, auth, the MLflow server's pid (written by start)
     FOLDER/pgdata/         the PostgreSQL cluster (owned by the postgres OS user when run as root)
-    FOLDER/pgpass          the database password of role anncore (libpq password file, mode 0600)
+    FOLDER/pgpass          the server's database password (role anncore; libpq password file, 0600),
+                           never given to students
+    FOLDER/students/       NAME.pgpass: each student's database password (0600), for the teacher to hand over
     FOLDER/basic_auth.ini  MLflow's auth configuration (no password in it), when auth is on
     FOLDER/artifacts/      artifacts served by the MLflow server (--serve-artifacts)
-    FOLDER/logs/           postgresql.log and mlflow.log
+    FOLDER/logs/           postgresql.log and mlflow.log (0600, in a folder no other user may enter)
+
+Started as root, PostgreSQL runs as the ``postgres`` OS user and the MLflow server as the
+unprivileged ``anncore-mlflow`` user (created once, with no login shell).
 
 Beyond loopback the server always runs MLflow's basic-auth app; its admin password comes from
 a file or ``$MLFLOW_AUTH_ADMIN_PASSWORD`` and is handed to the server in its environment only.
@@ -26,8 +31,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from experiments.server.addresses import bindable, local_address
-from experiments.server.postgres import DATABASES, Cluster, is_loopback
+from experiments.server import students
+from experiments.server.addresses import bindable, local_address, public_address
+from experiments.server.postgres import DATABASES, STUDENT_PREFIX, Cluster, is_loopback
 from experiments.settings import UserInputError
 
 ADMIN_USERNAME = "admin"
@@ -36,6 +42,7 @@ MIN_PASSWORD_LENGTH = 12  # MLflow's basic-auth rule
 STARTUP_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 30
 AUTH_CACHE_TTL_S = 60
+SERVICE_USER = "anncore-mlflow"  # runs the MLflow server when start is run as root
 
 
 @dataclass
@@ -116,6 +123,8 @@ def read_admin_password(password_file: Path | None) -> str:
 def write_auth_config(folder: Path, cluster: Cluster) -> Path:
     """``basic_auth.ini``: permissions in PostgreSQL, default READ; the password is not in it."""
     path = folder / "basic_auth.ini"
+    path.touch(mode=0o600)
+    path.chmod(0o600)
     path.write_text(
         "[mlflow]\n"
         "default_permission = READ\n"
@@ -166,10 +175,11 @@ def _health(url: str) -> bool:
 
 def start(folder: Path, *, host: str = "127.0.0.1", port: int | None = None, db_port: int | None = None,
           workers: int = 4, auth: bool | None = None, admin_password_file: Path | None = None,
-          allowed_hosts: str | None = None) -> ServerConfig:
+          allowed_hosts: str | None = None, as_root: bool = False) -> ServerConfig:
     """Start PostgreSQL (initialising it the first time), create the databases, start ``mlflow server``.
 
     Auth is on when ``host`` is not loopback (it cannot be turned off there) or when ``auth`` is True.
+    As root the MLflow server runs as :data:`SERVICE_USER`, unless ``as_root``.
 
     Returns
     -------
@@ -184,6 +194,7 @@ def start(folder: Path, *, host: str = "127.0.0.1", port: int | None = None, db_
         raise UserInputError(f"--host {host} serves a network, which needs authentication; drop --no-auth")
     use_auth = bool(auth) or not is_loopback(host)
     password = read_admin_password(admin_password_file) if use_auth else None
+    check_service_user_can_run(as_root)
     config = ServerConfig(
         host=host,
         port=port or (previous.port if previous else 5000),
@@ -194,11 +205,12 @@ def start(folder: Path, *, host: str = "127.0.0.1", port: int | None = None, db_
         raise UserInputError(f"port {config.port} on {host} is already in use; accepted: a free --port")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "artifacts").mkdir(exist_ok=True)
-    (folder / "logs").mkdir(exist_ok=True)
     cluster = Cluster(folder, config.db_port, host)
     cluster.initialise()
     cluster.start()
     cluster.create_databases()
+    students.create_optuna_tables(cluster.url(DATABASES["optuna"]), cluster.passfile)
+    cluster.share_class_study()
     save_config(folder, config)
     environment = cluster.client_environment()
     environment.pop(ADMIN_PASSWORD_VARIABLE, None)
@@ -208,7 +220,8 @@ def start(folder: Path, *, host: str = "127.0.0.1", port: int | None = None, db_
         environment["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(folder, cluster))
         environment[ADMIN_PASSWORD_VARIABLE] = password  # the server's environment only, never a file or argv
         environment["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _flask_secret(folder)  # one key for all workers (CSRF)
-    config.mlflow_pid = _spawn_mlflow(folder, mlflow_command(folder, config, cluster, allowed_hosts), environment)
+    config.mlflow_pid = _spawn_mlflow(folder, mlflow_command(folder, config, cluster, allowed_hosts), environment,
+                                      as_root)
     save_config(folder, config)
     _wait_healthy(folder, config)
     return config
@@ -225,11 +238,76 @@ def _flask_secret(folder: Path) -> str:
     return path.read_text().strip()
 
 
-def _spawn_mlflow(folder: Path, command: list[str], environment: dict[str, str]) -> int:
-    """Start the server in its own session (so stopping it stops its workers) with its log in logs/."""
-    with open(folder / "logs" / "mlflow.log", "a") as log:
+def service_user(as_root: bool = False) -> str | None:
+    """As root: the unprivileged OS user that runs the MLflow server (created once); else None (this user)."""
+    import pwd
+
+    if os.geteuid() != 0 or as_root:
+        return None
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        done = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
+                               "/nonexistent", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise UserInputError(f"creating the OS user {SERVICE_USER} failed: {done.stderr.strip()}") from None
+    return SERVICE_USER
+
+
+def closed_to_others() -> Path | None:
+    """The first folder above this Python or its packages that other OS users cannot enter, if any."""
+    import experiments
+    import mlflow
+
+    for start_path in (Path(sys.executable).resolve(), Path(mlflow.__file__).resolve(),
+                       Path(experiments.__file__).resolve()):
+        for parent in reversed(start_path.parents):
+            if not parent.stat().st_mode & 0o001:
+                return parent
+    return None
+
+
+def check_service_user_can_run(as_root: bool) -> None:
+    """As root, unless ``as_root``: the service user must reach this Python, else one clear error."""
+    closed = closed_to_others() if os.geteuid() == 0 and not as_root else None
+    if closed is not None:
+        raise UserInputError(
+            f"the MLflow server runs as the unprivileged user {SERVICE_USER}, which cannot enter {closed} "
+            f"(mode {oct(closed.stat().st_mode & 0o777)}) to run {sys.executable}; accepted: a Python "
+            "environment other users may read (e.g. under /opt), or --as-root to run it as root anyway"
+        )
+
+
+def _hand_over(folder: Path, user: str) -> None:
+    """What the MLflow server's OS user needs: the server's password file, its auth file, the artifacts."""
+    import shutil
+
+    (folder / "mlflow-home").mkdir(mode=0o700, exist_ok=True)
+    for path in (folder / "pgpass", folder / "basic_auth.ini", folder / "mlflow-home"):
+        if path.exists():
+            shutil.chown(path, user, user)
+    for root, folders, files in os.walk(folder / "artifacts"):
+        for name in [".", *folders, *files]:
+            shutil.chown(os.path.join(root, name), user, user)
+
+
+def _spawn_mlflow(folder: Path, command: list[str], environment: dict[str, str], as_root: bool = False) -> int:
+    """Start the server in its own session (so stopping it stops its workers) with its log in logs/.
+
+    The log is opened here, in a folder only this user may change (0700, or root:postgres 0710),
+    and handed to the server as its output: the server's user cannot swap it for a link.
+    """
+    user = service_user(as_root)
+    if user:
+        _hand_over(folder, user)
+    log_path = folder / "logs" / "mlflow.log"
+    with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600), "a") as log:
+        os.fchmod(log.fileno(), 0o600)
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=environment, start_new_session=True, cwd=folder)
+                                   env={**environment, "HOME": str(folder / "mlflow-home")} if user else environment,
+                                   start_new_session=True, cwd=folder / "mlflow-home" if user else folder, user=user, group=user,
+                                   extra_groups=[] if user else None)
     return process.pid
 
 
@@ -315,29 +393,42 @@ def status(folder: Path) -> dict[str, object]:
     if config is None:
         raise UserInputError(f"{folder} holds no class server (no server.json); accepted: the --folder given to start")
     cluster = Cluster(folder, config.db_port, config.host)
+    running = cluster.is_running()
+    accounts = [role.removeprefix(STUDENT_PREFIX) for role in cluster.students()] if running else ["?"]
     return {
         "tracking_uri": config.url,
         "mlflow_running": _pid_alive(config.mlflow_pid) and _health(config.url),
-        "postgresql_running": cluster.is_running(),
+        "postgresql_running": running,
         "auth": config.auth,
-        "optuna_storage": cluster.url(DATABASES["optuna"]),
-        "pgpassfile": str(cluster.passfile),
+        "class_study_storage": cluster.url(DATABASES["optuna"], role=f"{STUDENT_PREFIX}<user>"),
+        "student_passfiles": str(folder / "students"),
+        "students": ", ".join(accounts),
         "workers": config.workers,
     }
 
 
-def add_user(folder: Path, username: str, password: str, admin_password: str) -> None:
-    """Create a student account (default permission READ: they change only what they create)."""
+def add_user(folder: Path, username: str, password: str, admin_password: str) -> dict[str, object]:
+    """Create a student's account, database role, Optuna databases and experiments (see :mod:`students`).
+
+    Returns
+    -------
+    dict
+        ``passfile`` (the student's libpq password file), ``storage`` (their own and the class's
+        Optuna storage URLs) and ``taken_back`` (experiments named for them that someone else made first).
+    """
     import requests
 
-    config = load_config(folder.expanduser().resolve())
+    folder = folder.expanduser().resolve()
+    students.check_username(username)
+    config = load_config(folder)
     if config is None or not config.auth:
         raise UserInputError(f"{folder} holds no server with authentication; start it with --auth or --host")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserInputError(f"the password for {username!r} has {len(password)} characters; "
                              f"accepted: at least {MIN_PASSWORD_LENGTH}")
+    admin = (ADMIN_USERNAME, admin_password)
     response = requests.post(f"{config.url}/api/2.0/mlflow/users/create", json={"username": username,
-                             "password": password}, auth=(ADMIN_USERNAME, admin_password), timeout=30)
+                             "password": password}, auth=admin, timeout=30)
     if response.status_code in (401, 403):
         raise UserInputError(f"the server refused the admin credentials (HTTP {response.status_code}); "
                              "accepted: the admin password the server was started with")
@@ -346,10 +437,33 @@ def add_user(folder: Path, username: str, password: str, admin_password: str) ->
         if "already exists" in detail:
             raise UserInputError(f"user {username!r} already exists; accepted: a new username")
         raise UserInputError(f"creating user {username!r} failed: {detail.strip().splitlines()[0]}")
+    cluster = Cluster(folder, config.db_port, config.host)
+    passfile = students.add_database_account(folder, cluster, username)
+    host = public_address(config.host)
+    return {"passfile": passfile, "storage": students.storage_urls(cluster, username, host),
+            "taken_back": students.claim_experiments(config.url, username, admin)}
+
+
+def claim(folder: Path, username: str, admin_password: str) -> list[str]:
+    """Give ``username`` back the experiments named for them (see :func:`students.claim_experiments`)."""
+    folder = folder.expanduser().resolve()
+    students.check_username(username)
+    config = load_config(folder)
+    if config is None or not config.auth:
+        raise UserInputError(f"{folder} holds no server with authentication; start it with --auth or --host")
+    return students.claim_experiments(config.url, username, (ADMIN_USERNAME, admin_password))
+
+
+def _private_folder(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 def backup(folder: Path, target: Path) -> list[Path]:
-    """``pg_dump`` each database into ``target/<database>.dump`` and copy the artifacts beside them."""
+    """Dump every database (the students' too) and the roles into ``target``, with the artifacts.
+
+    ``target`` is made 0700 and every file in it 0600: the dumps hold password hashes.
+    """
     import shutil
 
     folder = folder.expanduser().resolve()
@@ -359,18 +473,22 @@ def backup(folder: Path, target: Path) -> list[Path]:
     cluster = Cluster(folder, config.db_port, config.host)
     if not cluster.is_running():
         raise UserInputError(f"the database of {folder} is not running; start the server first")
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for database in DATABASES.values():
+    _private_folder(target)
+    cluster.dump_roles(target / "roles.sql")
+    written = [target / "roles.sql"]
+    for database in (*DATABASES.values(), *cluster.student_databases()):
         cluster.dump(database, target / f"{database}.dump")
         written.append(target / f"{database}.dump")
-    archive = shutil.make_archive(str(target / "artifacts"), "gztar", root_dir=folder / "artifacts")
-    written.append(Path(archive))
+    for name, source in (("artifacts", folder / "artifacts"), ("students", folder / "students")):
+        if source.is_dir():
+            archive = Path(shutil.make_archive(str(target / name), "gztar", root_dir=source))
+            archive.chmod(0o600)
+            written.append(archive)
     return written
 
 
 def restore(folder: Path, source: Path) -> None:
-    """Replace the databases (and artifacts) of a stopped MLflow server with a backup's."""
+    """Replace the databases (and artifacts, students' password files) of a stopped MLflow server with a backup's."""
     import shutil
 
     folder = folder.expanduser().resolve()
@@ -386,9 +504,17 @@ def restore(folder: Path, source: Path) -> None:
     cluster = Cluster(folder, config.db_port, config.host)
     cluster.initialise()
     cluster.start()
-    cluster.create_databases()
-    for database in DATABASES.values():
-        cluster.restore(database, source / f"{database}.dump")
-    if (source / "artifacts.tar.gz").is_file():
-        shutil.rmtree(folder / "artifacts", ignore_errors=True)
-        shutil.unpack_archive(source / "artifacts.tar.gz", folder / "artifacts")
+    if (source / "roles.sql").is_file():
+        cluster.restore_roles(source / "roles.sql")
+    cluster.create_databases()  # after the roles: anncore keeps this folder's password
+    for dump in sorted(source.glob("*.dump")):
+        cluster.restore(dump.stem, dump)
+    cluster.share_class_study()
+    for name in ("artifacts", "students"):
+        if (source / f"{name}.tar.gz").is_file():
+            shutil.rmtree(folder / name, ignore_errors=True)
+            shutil.unpack_archive(source / f"{name}.tar.gz", folder / name)
+    if (folder / "students").is_dir():
+        _private_folder(folder / "students")
+        for passfile in (folder / "students").glob("*.pgpass"):  # a backup from a server on another port
+            students.set_passfile_port(passfile, cluster.port)

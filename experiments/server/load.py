@@ -156,7 +156,9 @@ def postgresql_server(folder: Path, workers: int) -> Iterator[str]:
     from experiments.server import class_server
 
     try:
-        config = class_server.start(folder / "server", port=class_server.free_port(), workers=workers, auth=False)
+        # A throwaway server: as root it runs as root when this Python is closed to the service user.
+        config = class_server.start(folder / "server", port=class_server.free_port(), workers=workers, auth=False,
+                                    as_root=class_server.closed_to_others() is not None)
         yield config.url
     finally:
         with contextlib.suppress(UserInputError):

@@ -82,6 +82,7 @@ class Ghost:
     run_id: str
     experiment: str
     reason: str
+    refused: str | None = None  # why it could not be ended (another account's run), when it could not
 
 
 def _float(value: str | None) -> float | None:
@@ -137,20 +138,28 @@ def cleanup(client: mlflow.MlflowClient | None = None, *, stale_after_s: float =
             same_host_only: bool = False, dry_run: bool = False) -> list[Ghost]:
     """End every ghost run KILLED with ``anncore.killed_reason``; its params, metrics and artifacts stay.
 
+    A run this account may not change (another student's, on a class server) does not stop the
+    others: it is returned with :attr:`Ghost.refused` saying why.
+
     Returns
     -------
     list of Ghost
-        The runs found (and, unless ``dry_run``, ended).
+        The runs found (and, unless ``dry_run``, ended, or refused).
     """
     import mlflow
-
 
     client = client or mlflow.MlflowClient()
     ghosts = find_ghosts(client, stale_after_s=stale_after_s, same_host_only=same_host_only)
     if not dry_run:
         for ghost in ghosts:
-            store.with_retry(client.set_tag, ghost.run_id, REASON_TAG, ghost.reason)
-            store.with_retry(client.set_terminated, ghost.run_id, "KILLED")
+            try:
+                store.with_retry(client.set_tag, ghost.run_id, REASON_TAG, ghost.reason)
+                store.with_retry(client.set_terminated, ghost.run_id, "KILLED")
+            except Exception as error:  # noqa: BLE001 - MlflowException (403), RestException; one line each
+                text = str(error)
+                ghost.refused = ("another account's run (HTTP 403); its owner or the teacher can end it"
+                                 if "403" in text or "PERMISSION_DENIED" in text else
+                                 f"{type(error).__name__}: {store.first_line(error)}")
     return ghosts
 
 
@@ -169,14 +178,24 @@ def stale_after_seconds(text: str) -> float:
 
 
 def cleanup_command(args: argparse.Namespace, uri: str) -> int:
-    """``python -m experiments cleanup``: print each ghost run and end it KILLED (unless ``--dry-run``)."""
+    """``python -m experiments cleanup``: print each ghost run and end it KILLED (unless ``--dry-run``).
+
+    Returns 1 when some ghost could not be ended (each listed with why), else 0.
+    """
+    import sys
+
     store.connect(uri)
     ghosts = cleanup(stale_after_s=args.stale_after, same_host_only=args.this_host_only, dry_run=args.dry_run)
     verb = "would mark" if args.dry_run else "marked"
+    refused = [ghost for ghost in ghosts if ghost.refused]
     for ghost in ghosts:
-        print(f"{verb} KILLED: run {ghost.run_id} ({ghost.experiment}): {ghost.reason}")
-    print(f"{len(ghosts)} ghost run(s) {'found' if args.dry_run else 'ended'}")
-    return 0
+        if not ghost.refused:
+            print(f"{verb} KILLED: run {ghost.run_id} ({ghost.experiment}): {ghost.reason}")
+    for ghost in refused:
+        print(f"cannot end: run {ghost.run_id} ({ghost.experiment}): {ghost.refused}", file=sys.stderr)
+    print(f"{len(ghosts) - len(refused)} ghost run(s) {'found' if args.dry_run else 'ended'}"
+          + (f", {len(refused)} left to their owners" if refused else ""))
+    return 1 if refused else 0
 
 
 def end_ghosts_of_this_host(stream: TextIO | None = None) -> list[Ghost]:

@@ -167,7 +167,10 @@ def definite_end(run: mlflow.ActiveRun) -> Iterator[None]:
         raise
     except BaseException as error:
         _remember_run(error, run)
-        end_run(run, "FAILED", f"{type(error).__name__}: {error}", traceback.format_exc())
+        if store.is_server_gone(error):  # nothing reaches it: pop the run locally; cleanup ends it later
+            end_run(run, "KILLED", server_gone=True)
+        else:
+            end_run(run, "FAILED", f"{type(error).__name__}: {error}", traceback.format_exc())
         raise
     else:
         end_run(run, "FINISHED")
@@ -179,13 +182,21 @@ def _remember_run(error: BaseException, run: mlflow.ActiveRun) -> None:
         error.anncore_run_id = run.info.run_id
 
 
-def end_run(run: mlflow.ActiveRun, status: str, reason: str | None = None, details: str | None = None) -> None:
+def end_run(run: mlflow.ActiveRun, status: str, reason: str | None = None, details: str | None = None,
+            server_gone: bool = False) -> None:
     """Record why ``run`` stopped (tag ``anncore.error``, ``error.txt``) and end it as ``status``.
 
-    Every step is attempted even if an earlier one fails (e.g. the server went away), so the
-    run is ended as far as the store allows and MLflow's active-run stack is always popped.
+    Every step is attempted even if an earlier one fails, so the run is ended as far as the
+    store allows and MLflow's active-run stack is always popped. With ``server_gone`` (the
+    tracking server stopped answering) only the end itself is tried, once and briefly: the run
+    stays RUNNING on the server until the next suite on this host or ``cleanup`` ends it KILLED.
     """
     import mlflow
+
+    if server_gone:
+        with store.one_quick_try(), contextlib.suppress(Exception):
+            mlflow.end_run(status)
+        return
 
     steps = []
     if reason is not None:

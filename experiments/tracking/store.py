@@ -52,6 +52,10 @@ LOCK_RETRY_ATTEMPTS = 8
 SERVER_ERROR_RETRY_S, SERVER_ERROR_DELAY_S = 60.0, 2.0
 SERVER_ERROR_PATTERN = re.compile(r"too many 50[0234] error responses|error code 50[0234] != 200")
 LOCK_RETRY_FIRST_DELAY_S = 0.1
+# A server that is gone: nothing answers (refused, reset, timed out), as opposed to a 5xx.
+SERVER_GONE_PATTERN = re.compile(r"Connection refused|NewConnectionError|ConnectTimeout|timed out|"
+                                 r"RemoteDisconnected|Connection reset|Connection aborted")
+GONE_TIMEOUT_S = "2"
 
 
 def resolve_tracking_uri(value: str | None = None) -> str:
@@ -185,6 +189,38 @@ def experiment_full_name(name: str) -> str:
     if user and mlflow.get_tracking_uri().startswith("http"):
         return f"{EXPERIMENT_PREFIX}{name}/{user}"
     return EXPERIMENT_PREFIX + name
+
+
+def check_experiments_are_yours(names: list[str]) -> None:
+    """On a server with accounts: each experiment named for this user must be theirs to write.
+
+    Raises
+    ------
+    UserInputError
+        One line, before any run starts, when someone else made ``anncore-<name>/<user>`` first.
+    """
+    import mlflow
+    import requests
+
+    user, uri = os.environ.get(USERNAME_VARIABLE), mlflow.get_tracking_uri()
+    if not (user and uri.startswith("http")):
+        return
+    client = mlflow.MlflowClient()
+    for name in names:
+        experiment = with_retry(client.get_experiment_by_name, experiment_full_name(name))
+        if experiment is None:
+            continue
+        response = requests.get(f"{uri}/api/3.0/mlflow/users/permissions/get", timeout=30,
+                                auth=(user, os.environ.get(PASSWORD_VARIABLE, "")),
+                                params={"username": user, "resource_type": "experiment",
+                                        "resource_id": experiment.experiment_id})
+        permission = response.json().get("permission") if response.ok else None
+        if permission is not None and permission not in ("EDIT", "MANAGE"):
+            raise UserInputError(
+                f"experiment {experiment.name!r} on {uri} belongs to another account (you have {permission}), "
+                f"so your runs there would be refused; ask your teacher to run: "
+                f"python -m experiments.server claim --folder FOLDER {user}"
+            )
 
 
 def first_line(error: BaseException) -> str:
@@ -355,6 +391,30 @@ def is_server_error(error: BaseException) -> bool:
     that is gone (connection refused, timeout) is not retried here, so it still fails in seconds.
     """
     return bool(SERVER_ERROR_PATTERN.search(str(error)))
+
+
+def is_server_gone(error: BaseException) -> bool:
+    """True when a tracking server did not answer at all (after MLflow's own few retries)."""
+    return bool(SERVER_GONE_PATTERN.search(str(error))) and not is_server_error(error)
+
+
+@contextmanager
+def one_quick_try() -> Iterator[None]:
+    """MLflow requests in the block are tried once, with a 2 s timeout (a server known to be gone).
+
+    Why: each request to a gone server is otherwise retried for a few seconds, and ending a run
+    makes four of them; the ``error:`` line came after ~26 s instead of the promised 10.
+    """
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": GONE_TIMEOUT_S})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import pandas as pd
 
-from experiments.tracking import artifacts, runs
+from experiments.tracking import artifacts, runs, store
 
 if TYPE_CHECKING:
     from anncore.data import TensorData
@@ -130,11 +130,12 @@ def train_logged(
     except stops:
         recorder.finish(pd.DataFrame(recorder.rows))
         raise
-    except BaseException:
+    except BaseException as error:
         # Keep the epochs that finished before the failure or interruption; the error itself
         # matters more than a failed write, so a second error here does not replace it.
         with contextlib.suppress(Exception):
-            recorder.logger.flush()
+            with store.one_quick_try() if store.is_server_gone(error) else contextlib.nullcontext():
+                recorder.logger.flush()
         raise
     recorder.finish(pd.DataFrame(recorder.rows) if recorder.validation else result.history)
     return result
