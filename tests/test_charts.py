@@ -8,7 +8,6 @@ input tables, closed forms or anncore.activations, never from charts/ itself.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -22,11 +21,9 @@ import vl_convert
 from experiments import charts
 from anncore.activations import elu, elu_derivative, get_activation, leaky_relu, relu
 from experiments.charts import export
+from tests.external_tools import find, requires
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="the chromium binary is not installed (Debian package 'chromium'; CI installs it)"
-)
+needs_chromium = requires("chromium")
 
 
 # ----------------------------------------------------------------------------- input tables
@@ -534,7 +531,7 @@ def chromium_dom(page: Path, tmp_path: Path) -> str:
     """The DOM of ``page`` after Chromium ran its scripts, with every network request refused."""
     result = subprocess.run(
         [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            find("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
             f"--user-data-dir={tmp_path / 'chromium-profile'}",
             "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
             "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),

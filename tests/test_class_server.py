@@ -26,7 +26,10 @@ import requests
 from experiments.server import class_server, load
 from experiments.server.postgres import DATABASES, Cluster
 from experiments.tracking import liveness
+from tests.external_tools import requires
 from tests.mlflow_processes import free_port, run_cli
+
+pytestmark = requires("postgresql")
 
 ADMIN_PASSWORD = "teacher-secret-0001"
 STUDENTS = {"alice": "alice-password-01", "bob": "bob-password-0002"}

@@ -26,6 +26,7 @@ from anncore.worked_examples import notebook_discrepancies
 from experiments.charts import i18n as chart_i18n
 from experiments.studies import DESCRIPTIONS
 from reporting import i18n
+from tests.external_tools import requires
 from tests.quarto_formats import document_markdown, typst_build_dir
 from tests.qmd_notebook import cells_by_label, outputs_of, select_content, split_front_matter
 from tests.report_runs import INDEX, REPO, REPORT
@@ -289,6 +290,7 @@ def pdf_text(pdf: Path) -> str:
     return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
 
 
+@requires("pdftotext", "pdffonts")
 def test_pdfs_compile_and_the_russian_one_is_set_in_a_cyrillic_font(pdfs) -> None:
     ru, en = pdf_text(pdfs["ru"]), pdf_text(pdfs["en"])
     assert "Функции активации" in ru and "Обратный проход" in ru and "Activation functions" not in ru
