@@ -53,10 +53,10 @@ def tests_script(tmp_path):
         # passwordless: `sudo -n COMMAND` runs COMMAND; else it wants a password, which -n refuses
         stub(tools / "sudo", "sudo", '[ "$1" = -n ] && shift; exec "$@"' if sudo else "exit 1")
         log.write_text("")
+        env = {"PATH": f"{tools}:{os.environ['PATH']}", "HOME": str(tmp_path), "STUB_LOG": str(log),
+               "ANNCORE_TESTS_HIDE_TOOLS": hide, **env}
         result = subprocess.run(["bash", str(root / "scripts" / "run_tests.sh"), *args], capture_output=True,
-                                text=True, timeout=120, env={"PATH": f"{tools}:{os.environ['PATH']}", "HOME": str(tmp_path),
-                                                             "STUB_LOG": str(log),
-                                                             "ANNCORE_TESTS_HIDE_TOOLS": hide, **env})
+                                text=True, timeout=120, env=env)
         calls = [line.split("|") for line in log.read_text().splitlines()]
         return result.returncode, result.stdout + result.stderr, [c for c in calls if c[0] not in ("id", "sudo")]
 
