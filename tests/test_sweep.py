@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -348,7 +349,7 @@ def test_the_champion_is_served_over_http(tiny_sweep) -> None:
 def embedded_spec(page: Path) -> dict:
     """The Vega-Lite spec that an Altair HTML page (``chart.save(..., "html")``) hands to vegaEmbed."""
     text = page.read_text()
-    start = text.index("{", text.index("var spec = "))
+    start = text.index("{", re.search(r"\b(?:const|var) spec = ", text).start())
     return json.JSONDecoder().raw_decode(text, start)[0]
 
 
