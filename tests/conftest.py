@@ -66,3 +66,21 @@ def full_report_ru(full_store: str):
     from tests.report_runs import execute_report
 
     return execute_report(full_store, profile="ru")
+
+
+@pytest.fixture(scope="session")
+def suite_0_1(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One ``run all --quick --seeds 0,1 --device cpu`` (``tests.mlflow_layout.SNAPSHOT_ARGS``) into a
+    fresh store for the whole session, run in-process; its MLflow layout is read at once, before any
+    test adds runs to the store (test_experiments reruns a child and logs to a server over it).
+
+    Returns ``uri``, ``folder``, ``status``, ``out``, ``err``, ``data`` and ``layout``.
+    """
+    from tests.mlflow_layout import SNAPSHOT_ARGS, store_layout
+    from tests.mlflow_processes import run_cli
+
+    folder = tmp_path_factory.mktemp("suite-0-1")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    status, out, err = run_cli([*SNAPSHOT_ARGS, "--data-dir", str(tiny_fashion_root), "--tracking-uri", uri])
+    return {"uri": uri, "folder": folder, "status": status, "out": out, "err": err, "data": tiny_fashion_root,
+            "layout": store_layout(uri) if status == 0 else None}
