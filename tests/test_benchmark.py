@@ -55,19 +55,17 @@ def finite_positive(value: object) -> bool:
 
 @pytest.fixture(scope="module")
 def quick_results(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One quick benchmark into a temporary store, run from an empty working directory."""
+    """One quick benchmark, profiled and logged into a temporary store, run from an empty working directory."""
     workdir = tmp_path_factory.mktemp("benchmark-cwd")
     out = workdir / "figures" / "benchmark.json"
+    uri = f"sqlite:///{tmp_path_factory.mktemp('benchmark-store') / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        uri_before = mlflow.get_tracking_uri()
         status = benchmark.main(["--data-dir", str(tiny_fashion_root), "--quick", "--no-progress", "--profile",
-                                 "--json", str(out)])
-        uri_after, variable_after = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
+                                 "--json", str(out), "--log-mlflow", "--tracking-uri", uri])
     assert status == 0
-    return {"json": json.loads(out.read_text()), "workdir": workdir, "uri_before": uri_before,
-            "uri_after": uri_after, "variable_after": variable_after}
+    return {"json": json.loads(out.read_text()), "workdir": workdir, "uri": uri}
 
 
 def test_json_has_every_figure_finite_and_positive(quick_results: dict) -> None:
@@ -131,30 +129,34 @@ def stub_results(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFacto
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         patch.chdir(out.parent)
+        uri_before = mlflow.get_tracking_uri()
         for name, (epochs, evals, run_seconds) in STUB_RUNS.items():
             run = pipelines.PipelineRun(epochs, QUICK_SAMPLES, run_seconds, evals, optimizer="stub")
             patch.setitem(pipelines.RUNNERS, name, lambda setup, run=run: run)
         patch.setattr(peak, "time_matmul", lambda device, size, repeats: [STUB_MATMUL_SECONDS] * repeats)
         assert benchmark.main(["--data-dir", str(tiny_fashion_root), "--quick", "--no-progress",
                                "--json", str(out)]) == 0
-    return json.loads(out.read_text())
+        uri_after, variable_after = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
+    return {"json": json.loads(out.read_text()), "workdir": out.parent, "uri_before": uri_before,
+            "uri_after": uri_after, "variable_after": variable_after}
 
 
 def test_ratios_are_those_of_pipelines_of_known_cost(stub_results: dict) -> None:
-    assert set(stub_results["ratios"]) == set(STUB_RATIOS) == set(RATIOS)
+    results = stub_results["json"]
+    assert set(results["ratios"]) == set(STUB_RATIOS) == set(RATIOS)
     for name, expected in STUB_RATIOS.items():
-        assert stub_results["ratios"][name] == pytest.approx(expected, rel=1e-12), name
-    assert stub_results["logging_seconds_per_run"] == pytest.approx(0.2, rel=1e-12)
-    assert {name: target["met"] for name, target in stub_results["targets"].items()} == {
+        assert results["ratios"][name] == pytest.approx(expected, rel=1e-12), name
+    assert results["logging_seconds_per_run"] == pytest.approx(0.2, rel=1e-12)
+    assert {name: target["met"] for name, target in results["targets"].items()} == {
         "anncore_over_floor": False, "anncore_fraction_of_peak": False, "anncore_mlflow_over_anncore": True}
-    assert stub_results["peak"]["gflops"] == pytest.approx(68.719476736, rel=1e-12)
+    assert results["peak"]["gflops"] == pytest.approx(68.719476736, rel=1e-12)
     for name, (epochs, evals, _) in STUB_RUNS.items():
-        figures = stub_results["pipelines"][name]
+        figures = results["pipelines"][name]
         assert figures["seconds_per_epoch"] == epochs[1]  # the warm-up left out
         assert figures["samples_per_sec"] == pytest.approx(QUICK_SAMPLES / epochs[1], rel=1e-12)
         assert figures["seconds_per_60000_images"] == pytest.approx(60_000 / QUICK_SAMPLES * epochs[1], rel=1e-12)
-    assert stub_results["pipelines"]["anncore"]["outside_epochs_seconds_each"] == [pytest.approx(1.25)]
-    assert stub_results["pipelines"]["anncore_mlflow"]["outside_epochs_seconds_each"] == [pytest.approx(1.45)]
+    assert results["pipelines"]["anncore"]["outside_epochs_seconds_each"] == [pytest.approx(1.25)]
+    assert results["pipelines"]["anncore_mlflow"]["outside_epochs_seconds_each"] == [pytest.approx(1.45)]
 
 
 def test_flop_rates_are_six_multiply_adds_per_sample_over_the_matmul_peak(quick_results: dict) -> None:
@@ -210,20 +212,16 @@ def test_optimizer_implementations_are_stated(quick_results: dict) -> None:
     assert "fused" not in pipelines["notebook"]["optimizer"]  # the notebook's optim.Adam defaults
 
 
-def test_without_log_mlflow_nothing_is_left_behind(quick_results: dict) -> None:
-    assert quick_results["json"]["mlflow"] == {"logged": False, "run_id": None}
-    assert not (quick_results["workdir"] / "mlruns").exists()
-    assert quick_results["uri_after"] == quick_results["uri_before"]
-    assert quick_results["variable_after"] is None
+def test_without_log_mlflow_nothing_is_left_behind(stub_results: dict) -> None:
+    assert stub_results["json"]["mlflow"] == {"logged": False, "run_id": None}
+    assert sorted(p.name for p in stub_results["workdir"].iterdir()) == ["benchmark.json"]  # no mlruns/
+    assert stub_results["uri_after"] == stub_results["uri_before"]
+    assert stub_results["variable_after"] is None
 
 
-def test_log_mlflow_records_the_benchmark_and_its_training_runs(tiny_fashion_root: Path, tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    out = tmp_path / "benchmark.json"
-    status = benchmark.main(["--data-dir", str(tiny_fashion_root), "--quick", "--no-progress", "--rounds", "1",
-                             "--json", str(out), "--log-mlflow", "--tracking-uri", uri])
-    assert status == 0
-    results = json.loads(out.read_text())
+def test_log_mlflow_records_the_benchmark_and_its_training_runs(quick_results: dict, tmp_path: Path) -> None:
+    uri, results = quick_results["uri"], quick_results["json"]
+    assert not (quick_results["workdir"] / "mlruns").exists()  # the store given, nothing in the working directory
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("anncore-benchmark")
     assert experiment is not None
