@@ -64,8 +64,9 @@ def tests_script(tmp_path):
 
 
 # The stubs stand in for apt-get; the real module decides what is missing, so these need the tools.
-pytestmark = pytest.mark.skipif(find("chromium") is None or find("pdftotext") is None or find("postgresql") is None,
-                                reason="checks the hidden-tool cases on a machine that has every tool")
+pytestmark = pytest.mark.skipif(
+    any(find(name, honour_hidden=False) is None for name in ("chromium", "pdftotext", "pdffonts", "pdftoppm", "postgresql")),
+    reason="checks the hidden-tool cases on a machine that has every tool")
 
 
 def test_with_every_tool_present_nothing_is_installed_and_pytest_gets_the_arguments(tests_script):
