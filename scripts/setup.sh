@@ -8,18 +8,20 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv || { echo "setup: '$PYTHON -m venv .venv' failed (on Debian: apt-get install python3-venv)" >&2; exit 1; }
 fi
 
-# pip install "$@" into .venv; its output is shown (less the "... is ignored" notes of packages'
-# own metadata), and a failure ends the script with pip's exit status kept.
+# pip install "$@" into .venv. On success nothing is shown (pip's build warnings are noise here);
+# on failure pip's output (less the "... is ignored" notes of a local package index), then the
+# command and pip's exit status, and the script ends with 1.
 pip_install() {
     local log status=0
     log=$(mktemp)
     .venv/bin/python -m pip install --quiet "$@" >"$log" 2>&1 || status=$?
-    grep -v "is ignored" "$log" >&2 || true
-    rm -f "$log"
     if [ $status -ne 0 ]; then
+        grep -v "is ignored" "$log" >&2
+        rm -f "$log"
         echo "setup: 'pip install $*' failed (exit $status; pip's output above)" >&2
         exit 1
     fi
+    rm -f "$log"
 }
 
 # Reinstall only when pyproject.toml changed since the last install.
