@@ -16,7 +16,7 @@ pip_install() {
     log=$(mktemp)
     .venv/bin/python -m pip install --quiet "$@" >"$log" 2>&1 || status=$?
     if [ $status -ne 0 ]; then
-        grep -v "is ignored" "$log" >&2
+        grep -v "is ignored" "$log" >&2 || true
         rm -f "$log"
         echo "setup: 'pip install $*' failed (exit $status; pip's output above)" >&2
         exit 1
