@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -41,15 +43,17 @@ def _restore_tracking_uri():
 
 
 @pytest.fixture(scope="session")
-def full_store(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Every experiment and the benchmark, ``--quick`` on the tiny data, in one store for the session."""
+def full_store(suite_0_1: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every experiment (the session's ``run all --quick --seeds 0,1``, copied as it was right after
+    the run; the runs' artifacts stay where that run wrote them) and the benchmark, ``--quick`` on
+    the tiny data, in one store for the session."""
     from tests.benchmark_runs import log_quick_benchmark
-    from tests.report_runs import run_experiments
 
+    assert suite_0_1["status"] == 0, suite_0_1["err"][-3000:]
     store = tmp_path_factory.mktemp("full-store")
-    uri = run_experiments(["all"], tiny_fashion_root, store)
-    assert log_quick_benchmark(tiny_fashion_root, store) == uri
-    return uri
+    for database in suite_0_1["pristine"].iterdir():
+        copy_sqlite(database, store / database.name)
+    return log_quick_benchmark(suite_0_1["data"], store)
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +70,31 @@ def full_report_ru(full_store: str):
     from tests.report_runs import execute_report
 
     return execute_report(full_store, profile="ru")
+
+
+@pytest.fixture(scope="session")
+def suite_0_1(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One ``run all --quick --seeds 0,1 --device cpu`` (``tests.mlflow_layout.SNAPSHOT_ARGS``) into a
+    fresh store for the whole session, run in-process; its MLflow layout is read at once, before any
+    test adds runs to the store (test_experiments reruns a child and logs to a server over it).
+
+    Returns ``uri``, ``folder``, ``status``, ``out``, ``err``, ``data`` and ``layout``.
+    """
+    from tests.mlflow_layout import SNAPSHOT_ARGS, store_layout
+    from tests.mlflow_processes import run_cli
+
+    folder = tmp_path_factory.mktemp("suite-0-1")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    status, out, err = run_cli([*SNAPSHOT_ARGS, "--data-dir", str(tiny_fashion_root), "--tracking-uri", uri])
+    pristine = tmp_path_factory.mktemp("suite-0-1-as-run")
+    for database in ("mlflow.db", "optuna.db"):
+        if (folder / database).exists():
+            copy_sqlite(folder / database, pristine / database)
+    return {"uri": uri, "folder": folder, "status": status, "out": out, "err": err, "data": tiny_fashion_root,
+            "layout": store_layout(uri) if status == 0 else None, "pristine": pristine}
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of SQLite database ``source`` (its journal included), with SQLite's backup API."""
+    with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)

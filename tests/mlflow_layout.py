@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,19 @@ from pathlib import Path
 VOLATILE_PARAMS = {
     "git_commit", "python_version", "torch_version", "numpy_version", "mlflow_version",
     "anncore_version", "rerun_of", "project_run_id",
+}
+# The sweep's values that Optuna's TPE sampler chose (and what follows from them: the architecture,
+# its parameter count, which trial became the champion). They move with Optuna's version and with
+# CPU numerics, so :func:`comparable` checks their form and keeps that, not the value.
+SAMPLED_PARAMS = {
+    "activation": r"[a-z_]+",
+    "architecture": r"784(-[1-9]\d*)+-10",
+    "batch_size": r"[1-9]\d*",
+    "champion_of_trial": r"\d+",
+    "dropout_rate": r"\d+(\.\d+)?(e-\d+)?",
+    "learning_rate": r"\d+(\.\d+)?(e-\d+)?",
+    "n_hidden_layers": r"[1-9]",
+    "parameter_count": r"[1-9]\d*",
 }
 # Artifacts of MLflow's own (the logged model's files) are kept by name only.
 SNAPSHOT_ARGS = ["run", "all", "--quick", "--seeds", "0,1", "--device", "cpu", "--no-progress"]
@@ -62,6 +76,36 @@ def store_layout(tracking_uri: str) -> list[dict[str, object]]:
                 }
             )
     return sorted(records, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def _parameter_count(architecture: str) -> int:
+    sizes = [int(size) for size in architecture.split("-")]
+    return sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+
+
+def comparable(record: dict[str, object]) -> dict[str, object]:
+    """``record`` with the sweep's sampled values replaced by their form, after checking it.
+
+    What stays exact: every run's experiment, role, arm, seed, status, param names, the values of
+    every param not sampled, metric names and artifact paths. A sampled value must still have its
+    form (``SAMPLED_PARAMS``), the architecture as many hidden layers as ``n_hidden_layers`` says
+    and ``parameter_count`` the count of that architecture.
+    """
+    if record["experiment"] != "anncore-sweep" or record["role"] != "child":
+        return record
+    params = dict(record["params"])  # type: ignore[arg-type]
+    for name, form in SAMPLED_PARAMS.items():
+        if name in params:
+            value = str(params[name])
+            if not re.fullmatch(form, value):
+                raise AssertionError(f"{record['arm']}: param {name}={value!r} is not of the form {form}")
+            params[name] = f"<{name}>"
+    architecture, layers = record["params"].get("architecture"), record["params"].get("n_hidden_layers")
+    if architecture is not None and layers is not None:
+        assert architecture.count("-") - 1 == int(layers), (record["arm"], architecture, layers)
+    if architecture is not None and "parameter_count" in record["params"]:
+        assert int(record["params"]["parameter_count"]) == _parameter_count(architecture), (record["arm"], architecture)
+    return {**record, "params": params}
 
 
 def suite_layout(data_dir: Path, extra_args: list[str] | None = None) -> list[dict[str, object]]:

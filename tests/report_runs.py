@@ -1,8 +1,8 @@
 """A real MLflow store for the report tests, and the report executed against it in each language.
 
-``python -m experiments run all --quick`` and ``python -m experiments.benchmark --quick
---log-mlflow`` fill a temporary store on the tiny dataset once per test session
-(``tests/conftest.py``: ``full_store``); every chunk of ``report/index.qmd`` then runs in a real
+The session's one ``python -m experiments run all --quick --seeds 0,1`` (``tests/conftest.py``:
+``suite_0_1``, copied) and ``python -m experiments.benchmark --quick --log-mlflow`` fill a
+temporary store on the tiny dataset once per test session (``full_store``); every chunk of ``report/index.qmd`` then runs in a real
 Jupyter kernel started in ``report/``, once for English (``full_report``) and once with
 ``QUARTO_PROFILE=ru``, as ``quarto render report --profile ru`` sets it (``full_report_ru``).
 """

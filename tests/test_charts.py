@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -24,11 +23,9 @@ from experiments import charts
 from anncore.activations import elu, elu_derivative, get_activation, leaky_relu, relu
 from experiments.charts import export
 from experiments.charts.search import optimization_history, parameter_panels
+from tests.external_tools import find, requires
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="the chromium binary is not installed (Debian package 'chromium'; CI installs it)"
-)
+needs_chromium = requires("chromium")
 
 
 # ----------------------------------------------------------------------------- input tables
@@ -471,6 +468,54 @@ def test_pipeline_seconds_rejects_missing_columns_and_bad_times():
             charts.pipeline_seconds(table)
 
 
+# ----------------------------------------------------------------------------- architecture search
+
+TRIALS = pd.DataFrame({  # a trials.csv: complete, pruned (at its last reported value) and failed trials
+    "number": [0, 1, 2, 3, 4, 5],
+    "state": ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE", "FAIL", "COMPLETE"],
+    "value": [0.61, 0.55, np.nan, 0.72, np.nan, 0.70],
+    "last_val_acc": [0.61, 0.55, 0.40, 0.72, np.nan, 0.70],
+    "architecture": ["784-64-10", "784-32-10", "784-16-10", "784-128-64-10", "784-8-10", "784-256-10"],
+    "epochs_run": [2, 2, 1, 2, 0, 2],
+    "param_n_hidden_layers": [1, 1, 1, 2, 1, 1],
+    "param_width_1": [64, 32, 16, 128, 8, 256],
+    "param_activation": ["relu", "tanh", "elu", "relu", "sigmoid", "gelu"],
+    "param_dropout": [0.1, 0.2, 0.0, 0.3, 0.4, 0.05],
+    "param_learning_rate": [1e-3, 3e-4, 1e-2, 2e-3, 5e-2, 1e-4],
+    "param_batch_size": [64, 128, 64, 128, 256, 64],
+})
+
+
+def test_optimization_history_draws_each_trial_and_the_running_best():
+    from experiments.charts.search import optimization_history
+
+    marks = rendered_marks(optimization_history(TRIALS))
+    (points,) = [m for m in marks if m["marktype"] == "symbol"]
+    (line,) = [m for m in marks if m["marktype"] == "line"]
+    # One point per trial that reported an accuracy (the failed one did not), at that accuracy.
+    drawn = {int(description_field(item, "trial")): description_field(item, "validation accuracy")
+             for item in points["items"]}
+    assert drawn == {0: "61%", 1: "55%", 2: "40%", 3: "72%", 5: "70%"}  # as the axis writes them
+    # The line: the best complete value so far at each complete trial (the pruned one does not count).
+    running_best = [0.61, 0.61, 0.72, 0.72]  # trials 0, 1, 3, 5
+    assert len(line["items"]) == len(running_best)
+    assert_affine([item["x"] for item in line["items"]], [0, 1, 3, 5])
+    assert_affine([item["y"] for item in line["items"]], [-v for v in running_best])  # y grows downwards
+    by_trial = {int(description_field(item, "trial")): item for item in points["items"]}
+    assert_affine([by_trial[n]["y"] for n in (0, 1, 2, 3, 5)], [-0.61, -0.55, -0.40, -0.72, -0.70])
+
+
+def test_parameter_panels_draw_each_trial_against_each_parameter():
+    from experiments.charts.search import parameter_panels
+
+    parameters = ["n_hidden_layers", "width_1", "activation", "dropout", "learning_rate", "batch_size"]
+    panels = [m for m in rendered_marks(parameter_panels(TRIALS, parameters)) if m["marktype"] == "symbol"]
+    assert len(panels) == len(parameters)
+    for panel in panels:
+        drawn = sorted(int(description_field(item, "trial")) for item in panel["items"])
+        assert drawn == [0, 1, 2, 3, 5]
+
+
 # ----------------------------------------------------------------------------- export
 
 
@@ -536,7 +581,7 @@ def chromium_dom(page: Path, tmp_path: Path) -> str:
     """The DOM of ``page`` after Chromium ran its scripts, with every network request refused."""
     result = subprocess.run(
         [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            find("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
             f"--user-data-dir={tmp_path / 'chromium-profile'}",
             "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
             "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),

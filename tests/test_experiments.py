@@ -35,15 +35,10 @@ TIMING_METRICS = {"epoch_time_s", "samples_per_sec", "eval_time_s", "train_time_
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, tiny_fashion_root: Path) -> dict:
-    """The result of one `run all --quick --seeds 0,1` into a fresh store."""
-    folder = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    argv = ["run", "all", "--quick", "--seeds", "0,1", "--no-progress", "--device", "cpu",  # as asserted below
-            "--data-dir", str(tiny_fashion_root), "--tracking-uri", uri]
-    status, out, err = run_cli(argv)
-    return {"uri": uri, "folder": folder, "status": status, "out": out, "err": err,
-            "client": mlflow.MlflowClient(tracking_uri=uri), "data": tiny_fashion_root}
+def store(suite_0_1: dict) -> dict:
+    """The result of the session's one `run all --quick --seeds 0,1` (tests/conftest.py: suite_0_1)."""
+    assert suite_0_1["status"] == 0, suite_0_1["err"][-3000:]
+    return {**suite_0_1, "client": mlflow.MlflowClient(tracking_uri=suite_0_1["uri"])}
 
 
 def runs_of(store: dict, name: str, role: str | None = None) -> list:

@@ -15,9 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from experiments.tracking.store import DEFAULT_UI_URL, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from tests.external_tools import find, requires
 from tests.mlflow_processes import run_cli, running_mlflow_server
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
@@ -45,7 +45,7 @@ def test_summary_prints_each_experiments_training_view_link(suite_store) -> None
     assert f"mlflow ui --backend-store-uri {uri}" in out
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (installed by .ci/run)")
+@requires("chromium")
 def test_the_link_opens_the_runs_table_in_chromium(suite_store, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package (dev extra)")
     uri, out = suite_store
@@ -54,7 +54,7 @@ def test_the_link_opens_the_runs_table_in_chromium(suite_store, tmp_path: Path) 
                                             .experiment_id])[0].info.run_id  # fmt: skip
     with running_mlflow_server(uri, tmp_path / "artifacts", tmp_path / "server.log") as url:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=find("chromium"), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 900})  # fresh profile: no stored view
                 page.goto(url + link)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -26,6 +25,7 @@ from experiments.studies import EXPERIMENT_NAMES
 from reporting.store import run_command
 from reporting.study_findings import display_name
 from tests.qmd_notebook import cells_by_label, expand_includes, outputs_of
+from tests.external_tools import find, require, requires
 from tests.report_runs import execute_report, run_experiments
 from tests.quarto_formats import (
     CDN_TRIGGERS, TYPST_014, blank_fractions, compile_typst, document_markdown, front_matter, markdown_to, pdf_text, pdf_word_boxes,
@@ -81,7 +81,6 @@ STATUS_CELLS = {
 }
 # every study whose latest run the report shows: the suite's experiments and the benchmark
 STUDIES = (*EXPERIMENT_NAMES, "benchmark")
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 # Quarto's HTML body column at its widest: $grid-body-column 800px less 3em (_bootstrap-variables.scss).
@@ -264,6 +263,7 @@ def typst_build(full_report, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def pdf_texts(typst_build: Path) -> dict[str, str]:
     """The PDF compiled by typst 0.15 (in this venv) and 0.14 (.venv/typst-0.14): version -> page text."""
+    require("pdftotext")
     texts = {}
     for typst_path in (None, TYPST_014):
         if typst_path is not None and not typst_path.is_dir():
@@ -281,7 +281,7 @@ def pdf_raw_texts(typst_build: Path, pdf_texts) -> dict[str, str]:
     return {version: pdf_text(typst_build / f"index-{version}.pdf", raw=True) for version in pdf_texts}
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils (installed by .ci/run)")
+@requires("pdftoppm")
 def test_no_pdf_page_is_left_half_empty(typst_build: Path, pdf_texts) -> None:
     """A heading and a sentence above a chart or derivation that could not break, moved whole to the
     next page, left 45-58 % of a page blank: images are capped at half a page, derivations and
@@ -292,7 +292,7 @@ def test_no_pdf_page_is_left_half_empty(typst_build: Path, pdf_texts) -> None:
         assert len(fractions) > 20 and not half_empty, (version, half_empty)
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
+@requires("pdftotext")
 def test_pdf_piecewise_definitions_keep_each_value_apart_from_its_condition(pdf_raw_texts) -> None:
     """Pandoc writes ``cases`` for Typst with nothing between a value and its condition: ReLU read
     "zz > 0 / 0z ≤ 0". The definitions write a comma and a space, which every path keeps."""
@@ -303,7 +303,7 @@ def test_pdf_piecewise_definitions_keep_each_value_apart_from_its_condition(pdf_
         assert not re.search(r"(?:𝑧|0|1|𝛼)𝑧 ?[>≤] ?0", text), version
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
+@requires("pdftotext")
 def test_pdf_brackets_hug_what_they_enclose(pdf_raw_texts) -> None:
     """``\\bigl(`` became a scaled box in Typst, set apart from its contents ("f′ ( z )"), and an
     ``\\operatorname`` a word set apart from its argument ("ReLU (z)")."""
@@ -313,13 +313,13 @@ def test_pdf_brackets_hug_what_they_enclose(pdf_raw_texts) -> None:
         assert "(𝑓(𝑧 + ℎ) − 𝑓(𝑧 − ℎ))/2ℎ" in text and "ReLU(𝑧)" in text, version
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
+@requires("pdftotext")
 def test_pdf_compiles_with_typst_0_14_and_0_15_and_shows_the_3_2_1_values(pdf_texts) -> None:
     """Every formula compiles with both typst lines Quarto bundles (\\odot once became typst 0.14's
     dot.circle, which 0.15 removed); the TO-DO 3-2-1 numbers are on the page."""
     assert "0.15.2" in pdf_texts, "the dev extra pins typst==0.15.2 (typst 0.15.1)"
     if "0.14.9" not in pdf_texts:
-        pytest.skip("typst 0.14.9 is not in .venv/typst-0.14 (scripts/setup.sh installs it); 0.15 passed")
+        require("typst-0.14")  # skips, saying how to install it; 0.15 passed
     todo = WORKED_EXAMPLES["todo_3_2_1"].solve()
     expected = [f"{todo.y_hat[0]:.4f}", f"{todo.loss:.4f}", f"{todo.layers[-1].grad_bias[0]:.4f}".replace("-", "−")]
     assert expected == ["0.5426", "0.0331", "−0.0639"]
@@ -328,7 +328,7 @@ def test_pdf_compiles_with_typst_0_14_and_0_15_and_shows_the_3_2_1_values(pdf_te
         assert text.count("⊙") >= 3, version  # the formulas that once stopped typst 0.15
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (installed by .ci/run)")
+@requires("pdftotext")
 def test_pdf_table_cells_stay_inside_their_columns(typst_build: Path, pdf_texts) -> None:
     """No word of a table runs into the next column or off the page: on each text line of the PDF,
     word boxes leave a gap (an overflowing cell drew "hand_calculations133c0dac" as one run of
@@ -432,7 +432,7 @@ def test_charts_use_reader_facing_titles_and_the_tables_arm_names(full_report) -
     assert chart_arms == table_arms and "ReLU" in chart_arms
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (installed by .ci/run)")
+@requires("chromium")
 def test_html_draws_every_chart_offline_in_chromium_within_quartos_column(html_page: Path) -> None:
     """The HTML page drawn by Chromium with every request but the file itself refused: each chart
     gets an SVG with marks, nothing asks the network, no script fails (require.js's "define is not
@@ -441,7 +441,7 @@ def test_html_draws_every_chart_offline_in_chromium_within_quartos_column(html_p
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package (dev extra)")
     requests, errors = [], []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=find("chromium"), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")

@@ -28,6 +28,7 @@ from anncore.worked_examples import notebook_discrepancies
 from experiments.charts import i18n as chart_i18n
 from experiments.studies import DESCRIPTIONS
 from reporting import i18n
+from tests.external_tools import requires
 from tests.quarto_formats import document_markdown, typst_build_dir
 from tests.qmd_notebook import cells_by_label, outputs_of, select_content, split_front_matter
 from tests.report_runs import INDEX, REPO, REPORT
@@ -331,6 +332,7 @@ def pdf_text(pdf: Path) -> str:
     return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
 
 
+@requires("pdftotext", "pdffonts")
 def test_pdfs_compile_and_the_russian_one_is_set_in_a_cyrillic_font(pdfs) -> None:
     ru, en = pdf_text(pdfs["ru"]), pdf_text(pdfs["en"])
     assert "Функции активации" in ru and "Обратный проход" in ru and "Activation functions" not in ru
@@ -339,20 +341,21 @@ def test_pdfs_compile_and_the_russian_one_is_set_in_a_cyrillic_font(pdfs) -> Non
     assert "Libertinus" in fonts, fonts
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium (installed by .ci/run)")
+@requires("chromium")
 def test_russian_html_tables_fit_quartos_column(full_report_ru, tmp_path: Path) -> None:
     """The Russian headers are longer: two tables (the activation study's, the best trials') were
     wider than Quarto's body column and scrolled sideways, their last column cut. With report.css
     (Quarto links it) in a column of Quarto's width, every table fits."""
     from tests.quarto_formats import markdown_to
-    from tests.test_report import CHROMIUM, CHROMIUM_ARGS, QUARTO_COLUMN_PX
+    from tests.external_tools import find
+    from tests.test_report import CHROMIUM_ARGS, QUARTO_COLUMN_PX
 
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package (dev extra)")
     page_file = tmp_path / "index.html"
     page_file.write_text(markdown_to(document_markdown(full_report_ru, "html", tmp_path), "html", frozenset({"ru"})))
     column = f"body {{ max-width: {QUARTO_COLUMN_PX}px; margin: 0 auto; padding: 0; font-size: 16px; }}"
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=find("chromium"), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import mlflow
@@ -88,19 +89,28 @@ def test_ctrl_c_during_a_metrics_write_does_not_write_the_epochs_twice(sqlite_st
     assert [m.step for m in sqlite_store.get_metric_history(run_id, "train_loss")] == [1]
 
 
+class Exits(list):
+    """The calls of store.exit_at_once, with an event set at the first (made by the counting thread)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made = threading.Event()
+
+    def append(self, signum: int) -> None:
+        super().append(signum)
+        self.made.set()
+
+
 @pytest.fixture
-def exits(monkeypatch):
+def exits(monkeypatch) -> Exits:
     """store.exit_at_once, recorded instead of ending pytest."""
-    calls = []
+    calls = Exits()
     monkeypatch.setattr(store, "exit_at_once", calls.append)
     return calls
 
 
-def wait_for(condition, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
+# How long the counting thread may take to be scheduled on a loaded machine; only a hang waits it out.
+THREAD_TIMEOUT_S = 60
 
 
 def test_after_the_first_signal_nothing_is_held_and_a_second_exits_at_once(exits):
@@ -114,9 +124,11 @@ def test_after_the_first_signal_nothing_is_held_and_a_second_exits_at_once(exits
         with pytest.raises(KeyboardInterrupt):
             with store.signals_held():  # a write while the runs are ended: holds nothing now
                 os.kill(os.getpid(), signal.SIGINT)
+                # Not a timing bound: a signal this thread sends itself reaches the Python handler
+                # at the next bytecode, which interrupts the sleep; only a held signal sleeps it out.
                 time.sleep(2)
                 pytest.fail("the second signal was held until the write ended")
-        assert wait_for(lambda: exits == [signal.SIGINT])
+        assert exits.made.wait(THREAD_TIMEOUT_S) and exits == [signal.SIGINT]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # all put back
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert not store.Interrupts.armed and not store.Interrupts.stopping and signal.set_wakeup_fd(-1) == -1
@@ -131,9 +143,8 @@ def test_a_second_ctrl_c_while_the_main_thread_waits_in_c_exits_at_once(exits):
         with pytest.raises(KeyboardInterrupt):
             with store.signals_held():
                 os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(0.2)
-                os.kill(os.getpid(), signal.SIGINT)
-                assert wait_for(lambda: exits == [signal.SIGINT])  # while the write still runs
+                os.kill(os.getpid(), signal.SIGINT)  # two bytes on the wakeup fd: counted however late
+                assert exits.made.wait(THREAD_TIMEOUT_S) and exits == [signal.SIGINT]  # while the write still runs
     assert exits == [signal.SIGINT]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,12 +70,15 @@ def quick_settings(data_dir: Path) -> RunSettings:
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One in-process ``run sweep --quick --trials 4 --epochs 2``, with every evaluation recorded."""
+    """One in-process ``run sweep --quick --trials 4 --epochs 2``, with every evaluation and every
+    training pass recorded (the images each was given, as anncore's trainer received them)."""
     import anncore.trainer as trainer
 
     folder = tmp_path_factory.mktemp("sweep")
     evaluated: list[torch.Tensor] = []
+    trained: list[torch.Tensor] = []
     real_evaluate, real_epoch_eval = trainer.evaluate, trainer._loss_and_accuracy
+    real_train_one_epoch = trainer.train_one_epoch
 
     def evaluate(model, data, *args, **kwargs):
         evaluated.append(data.x)
@@ -84,12 +88,18 @@ def tiny_sweep(tiny_fashion_root: Path, tmp_path_factory: pytest.TempPathFactory
         evaluated.append(data.x)
         return real_epoch_eval(model, data, *args, **kwargs)
 
+    def train_one_epoch(model, batches, *args, **kwargs):
+        trained.append(batches.data.x)
+        return real_train_one_epoch(model, batches, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trainer, "evaluate", evaluate)
         patch.setattr(trainer, "_loss_and_accuracy", epoch_eval)
+        patch.setattr(trainer, "train_one_epoch", train_one_epoch)
         status, out, err = run_cli(sweep_args(tiny_fashion_root, folder, "--trials", "4", "--epochs", "2"))
     assert status == 0, err
-    return {"folder": folder, "evaluated": evaluated, "data": datasets.load(quick_settings(tiny_fashion_root))}
+    return {"folder": folder, "evaluated": evaluated, "trained": trained,
+            "data": datasets.load(quick_settings(tiny_fashion_root))}
 
 
 def test_optuna_and_mlflow_agree_trial_by_trial(tiny_sweep) -> None:
@@ -144,7 +154,15 @@ def test_parent_artifacts_hold_what_they_claim(tiny_sweep) -> None:
     else:
         assert parent.data.tags["anncore.importances_note"]
     assert _artifact(parent, "history.png", folder).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "vegaEmbed" in _artifact(parent, "parameters.html", folder).read_text()
+    # The charts as logged (their Vega-Lite spec in the HTML page): each point is a trial of
+    # trials.csv at its accuracy, the line the best complete value so far.
+    points, best = history_layers(embedded_spec(_artifact(parent, "history.html", folder)))
+    assert points == expected_points(table)
+    complete = table[table["state"] == "COMPLETE"].sort_values("number")
+    assert best == list(zip(complete["number"], np.maximum.accumulate(complete["value"].to_numpy())))
+    parameters = embedded_spec(_artifact(parent, "parameters.html", folder))
+    assert len(parameters["concat"]) >= 3
+    assert all(panel_points(panel, parameters) == expected_points(table) for panel in parameters["concat"])
     space = pd.read_csv(_artifact(parent, "search_space.csv", folder))
     assert {"n_hidden_layers", "learning_rate", "batch_size"} <= set(space["parameter"])
 
@@ -172,18 +190,37 @@ def test_test_set_is_evaluated_once_and_only_for_the_champion(tiny_sweep) -> Non
         assert run.data.params["evaluated_on"] == "validation"
 
 
-def test_the_validation_split_never_overlaps_the_test_set(tiny_sweep) -> None:
-    from experiments.search.split import validation_split
+def _rows(x: torch.Tensor) -> set[bytes]:
+    return {row.tobytes() for row in x.numpy().reshape(len(x), -1)}
 
-    data = tiny_sweep["data"]
-    split = validation_split(data.train, seed=0)
-    train_idx, val_idx = set(split.train_indices.tolist()), set(split.validation_indices.tolist())
-    assert not train_idx & val_idx and train_idx | val_idx == set(range(len(data.train)))
-    test_rows = {row.tobytes() for row in data.test.x.numpy().reshape(len(data.test), -1)}
-    assert not any(row.tobytes() in test_rows for row in split.validation.x.numpy().reshape(len(split.validation), -1))
-    assert split.validation_indices.tolist() == validation_split(data.train, seed=0).validation_indices.tolist()
-    run = trial_runs(tiny_sweep["folder"])[0]
-    assert int(run.data.params["validation_size"]) == len(split.validation)
+
+def test_the_validation_split_never_overlaps_the_test_set(tiny_sweep) -> None:
+    """What the trials really trained and were judged on (recorded inside anncore's trainer): the
+    same training images every epoch of every trial, judged on the rest of the training set, the
+    two disjoint and neither touching the test set; only the champion's retraining gets the whole
+    training set."""
+    data, folder = tiny_sweep["data"], tiny_sweep["folder"]
+    test_x, all_train = data.test.x, _rows(data.train.x)
+    study = load_study(folder)
+    epochs = sum(len(t.intermediate_values) for t in study.trials)
+    trials_trained = [x for x in tiny_sweep["trained"] if len(x) != len(data.train)]
+    champion_trained = [x for x in tiny_sweep["trained"] if len(x) == len(data.train)]
+    assert len(trials_trained) == epochs and champion_trained  # one pass per epoch run, then the champion
+    assert all(torch.equal(x, data.train.x) for x in champion_trained)
+    search_train = trials_trained[0]
+    assert all(torch.equal(x, search_train) for x in trials_trained)  # one seeded split for every trial
+    judged = [x for x in tiny_sweep["evaluated"] if not (x.shape == test_x.shape and torch.equal(x, test_x))]
+    on_validation = [x for x in judged if len(x) + len(search_train) == len(data.train)]
+    assert len(on_validation) >= epochs  # each trial epoch judged once, on the held-out part
+    validation = on_validation[0]
+    assert all(torch.equal(x, validation) for x in on_validation)
+    train_rows, validation_rows = _rows(search_train), _rows(validation)
+    assert len(train_rows) == len(search_train) and len(validation_rows) == len(validation)  # no repeats
+    assert not train_rows & validation_rows and train_rows | validation_rows == all_train
+    assert not all_train & _rows(test_x)
+    for run in trial_runs(folder):
+        assert int(run.data.params["validation_size"]) == len(validation)
+        assert int(run.data.params["search_train_size"]) == len(search_train)
 
 
 def test_a_study_continued_with_other_options_is_refused(tiny_sweep, tiny_fashion_root) -> None:
@@ -246,13 +283,15 @@ def test_a_killed_worker_leaves_its_trial_failed_and_the_study_goes_on(tiny_fash
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.communicate()
-    time.sleep(GRACE_PERIOD_S + 1)  # the dead worker's heartbeat goes stale
+    time.sleep(GRACE_PERIOD_S + 1)  # at least this long: the dead worker's heartbeat is stale
+    # --trials 1 and no --timeout: exactly one new trial, however long this loaded machine takes
+    # to start its worker (a deadline could pass before any trial began).
     resumed = _cli(*sweep_args(tiny_fashion_root, tmp_path, "--trials", "1", "--epochs", "12", "--study-name",
-                               "killed", "--timeout", "1"))
-    out, err = resumed.communicate(timeout=240)
+                               "killed"))
+    out, err = resumed.communicate(timeout=600)  # only a hang gets here
     assert resumed.returncode == 0, err
     trials = load_study(tmp_path, "killed").trials
-    assert [t.state.name for t in trials][0] == "FAIL" and trials[1].number == 1
+    assert [(t.number, t.state.name) for t in trials] == [(0, "FAIL"), (1, "COMPLETE")], err
     killed = [r for r in trial_runs(tmp_path, "killed") if r.data.tags["anncore.trial_number"] == "0"][0]
     assert killed.info.status == "KILLED" and killed.data.tags["anncore.trial_state"] == "FAIL"
     assert parent_of(tmp_path, "killed").info.status == "FINISHED"
@@ -307,6 +346,50 @@ def test_the_champion_is_served_over_http(tiny_sweep) -> None:
         stop_process_group(server, timeout_s=20)
 
 
+def embedded_spec(page: Path) -> dict:
+    """The Vega-Lite spec that an Altair HTML page (``chart.save(..., "html")``) hands to vegaEmbed."""
+    text = page.read_text()
+    start = text.index("{", re.search(r"\b(?:const|var) spec = ", text).start())
+    return json.JSONDecoder().raw_decode(text, start)[0]
+
+
+def _layer_values(spec: dict, layer: dict) -> list[dict]:
+    data = layer.get("data", {})
+    return data["values"] if "values" in data else spec["datasets"][data["name"]]
+
+
+def history_layers(spec: dict) -> tuple[list[tuple], list[tuple]]:
+    """(number, state, accuracy) of the history chart's points; (number, best) of its line."""
+    marks = {(layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]): layer
+             for layer in spec["layer"]}
+    points = [(row["number"], row["state"], row["accuracy"]) for row in _layer_values(spec, marks["point"])]
+    best = [(row["number"], row["best"]) for row in _layer_values(spec, marks["line"])]
+    return sorted(points), best
+
+
+def panel_points(panel: dict, spec: dict) -> list[tuple]:
+    """(number, state, accuracy) of one parameter panel's points."""
+    return sorted((row["number"], row["state"], row["accuracy"]) for row in _layer_values(spec, panel))
+
+
+def expected_points(table: pd.DataFrame) -> list[tuple]:
+    """Each trial that reported an accuracy: its value when complete, else the last it reported."""
+    rows = []
+    for trial in table.itertuples():
+        accuracy = trial.value if trial.state == "COMPLETE" else trial.last_val_acc
+        if not pd.isna(accuracy):
+            rows.append((trial.number, trial.state, accuracy))
+    return sorted(rows)
+
+
+def markdown_rows(markdown: str) -> tuple[list[str], list[list[str]]]:
+    """The header and body cells of the first pipe table in ``markdown``."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    cells = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+    assert set(lines[1]) <= set("|:-"), lines[:2]
+    return cells[0], cells[2:]
+
+
 def test_the_report_section_is_computed_from_the_runs(tiny_sweep, tmp_path, monkeypatch) -> None:
     from reporting.sections import sweep as section
     from reporting.training_tables import percent
@@ -314,6 +397,7 @@ def test_the_report_section_is_computed_from_the_runs(tiny_sweep, tmp_path, monk
     folder = tiny_sweep["folder"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
     study, parent = load_study(folder), parent_of(folder)
+    table = pd.read_csv(_artifact(parent, "trials.csv", folder))
     states = [t.state.name for t in study.trials]
     pruning = section.pruning().data
     assert (f"Of {len(states)} trials, {states.count('COMPLETE')} completed, {states.count('PRUNED')} were pruned "
@@ -321,14 +405,33 @@ def test_the_report_section_is_computed_from_the_runs(tiny_sweep, tmp_path, monk
     ran = sum(len(t.intermediate_values) for t in study.trials)
     assert f"ran {ran} epochs, against {2 * len(states)} without pruning" in pruning
     assert "selection is made on validation" in section.selection().data
-    best = section.best_trials().data
-    complete = sorted((t for t in study.trials if t.value is not None), key=lambda t: (-t.value, t.number))
-    assert best.index(f"| {complete[0].number} ") < best.index("|", best.index(f"| {complete[0].number} ") + 2)
+
+    # The best-trials table, row by row: the complete trials by validation accuracy (ties by number).
+    header, rows = markdown_rows(section.best_trials().data)
+    column = {name: header.index(name) for name in ("trial", "architecture", "validation accuracy", "run")}
+    complete = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: (-t.value, t.number))
+    assert complete and len(rows) == min(len(complete), section.BEST_SHOWN)
+    runs = {int(r.data.tags["anncore.trial_number"]): r for r in trial_runs(folder)}
+    for row, trial in zip(rows, complete):
+        assert row[column["trial"]] == str(trial.number)
+        assert row[column["validation accuracy"]] == percent(trial.value)
+        assert row[column["architecture"]] == runs[trial.number].data.params["architecture"]
+        assert row[column["run"]] == f"`{runs[trial.number].info.run_id[:8]}`"
+
     client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     champion = client.get_run(parent.data.tags["anncore.champion_run_id"])
     text = section.champion().data
     assert f"reached {percent(champion.data.metrics['final_test_acc'])} test accuracy" in text
     assert "there is no baseline run" in text  # this store has no baseline run
-    assert section.history_chart() is not None and section.parameter_chart() is not None
+
+    # The charts the section shows: their marks are the trials of trials.csv.
+    history = next(iter(section.history_chart())).chart.to_dict()
+    points, best = history_layers(history)
+    assert points == expected_points(table)
+    ordered = table[table["state"] == "COMPLETE"].sort_values("number")
+    assert best == list(zip(ordered["number"], ordered["value"].cummax()))
+    parameters = next(iter(section.parameter_chart())).chart.to_dict()
+    assert all(panel_points(panel, parameters) == expected_points(table) for panel in parameters["concat"])
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
     assert "No results yet" in section.status().data and section.champion() is None
