@@ -328,11 +328,19 @@ class BatchIterator:
         n_batches = -(-len(self.data) // self.batch_size)
         return n_batches if self.max_batches is None else min(n_batches, self.max_batches)
 
+    def epoch_order(self) -> torch.Tensor:
+        """The next pass's sample order on the data's device (draws from the generator once).
+
+        What :meth:`__iter__` slices its batches from; the captured training step
+        (``anncore.cuda_graph_step``) takes its batches from it too, so both see the same samples.
+        """
+        return torch.randperm(len(self.data), generator=self.generator).to(self.data.x.device)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         x, y = self.data.x, self.data.y
         n_batches = len(self)
         if self.shuffle:
-            order = torch.randperm(len(self.data), generator=self.generator).to(x.device)
+            order = self.epoch_order()
             for i in range(n_batches):
                 index = order[i * self.batch_size : (i + 1) * self.batch_size]
                 yield x.index_select(0, index), y.index_select(0, index)

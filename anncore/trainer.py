@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm  # plain text bars: tqdm.auto warns in Jupyter kernels without ipywidgets
 
+from anncore.cuda_graph_step import BatchPlan, CapturedEpochs, uses_cuda_graphs
 from anncore.data import BatchIterator, TensorData, move_to_device
 
 OPTIMIZERS = ("adam", "sgd")
@@ -89,6 +90,10 @@ class TrainConfig:
         Batch size of evaluation (no gradients, so larger is faster).
     track_grad_norms : bool, default False
         Record, per epoch, the mean L2 norm of each linear layer's weight gradient.
+    cuda_graphs : bool, default True
+        On CUDA with Adam, run each full-size batch through one captured CUDA graph
+        (``anncore.cuda_graph_step``); same samples, order and optimizer as the eager loop.
+        Ignored on the CPU and MPS.
     """
 
     # The hyperparameters: what a logged run records about how its model was trained. A field
@@ -105,6 +110,7 @@ class TrainConfig:
     max_batches: int | None = field(default=None, metadata=RUN_OPTION)
     eval_batch_size: int = field(default=1024, metadata=RUN_OPTION)
     track_grad_norms: bool = field(default=False, metadata=RUN_OPTION)
+    cuda_graphs: bool = field(default=True, metadata=RUN_OPTION)
 
     def hyperparameters(self) -> dict[str, object]:
         """The fields that define how the model is trained, by name (run options left out).
@@ -133,6 +139,8 @@ class TrainConfig:
         m = self.momentum
         if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 0 <= m < 1:
             raise ValueError(f"momentum must be a number in [0, 1), got {m!r}")
+        if not isinstance(self.cuda_graphs, bool):
+            raise TypeError(f"cuda_graphs must be True or False, got {self.cuda_graphs!r}")
         if not _is_int(self.seed):
             raise TypeError(f"seed must be an integer, got {self.seed!r}")
         if not isinstance(self.device, (str, torch.device)):
@@ -214,11 +222,19 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """Adam (fused step where the device supports it) or SGD with momentum."""
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, device: torch.device, capturable: bool = False
+) -> torch.optim.Optimizer:
+    """Adam (fused step where the device supports it) or SGD with momentum.
+
+    ``capturable`` (CUDA, Adam): the step count lives on the device, so a CUDA graph can
+    capture the step (``anncore.cuda_graph_step``).
+    """
     params = list(model.parameters())
     fused = device.type in ("cpu", "cuda", "mps")
     if config.optimizer == "adam":
+        if capturable:
+            return torch.optim.Adam(params, lr=config.learning_rate, fused=True, capturable=True)
         return torch.optim.Adam(params, lr=config.learning_rate, fused=fused)
     return torch.optim.SGD(params, lr=config.learning_rate, momentum=config.momentum, fused=fused)
 
@@ -282,18 +298,38 @@ def train_one_epoch(
                 if not math.isfinite(recent):
                     break  # this read synced anyway; the check below names the batch
     bar.close()
-    return _epoch_summary(epoch, batch_losses, batch_sizes, correct, grad_norm_sum)
+    return _epoch_summary(epoch, torch.stack(batch_losses), batch_sizes, correct, grad_norm_sum)
+
+
+def train_captured_epoch(
+    captured: CapturedEpochs,
+    batches: BatchIterator,
+    epoch: int,
+    progress: bool = False,
+    description: str = "",
+) -> dict[str, float]:
+    """:func:`train_one_epoch` through a captured step: the same samples, order and row.
+
+    The progress bar counts batches but shows no running loss (reading it would sync the
+    device every ``PROGRESS_EVERY`` batches, which the graph exists to avoid).
+    """
+    bar = tqdm(total=len(batches), desc=description, disable=None if progress else True, leave=False, unit="batch")
+    losses, sizes, correct, grad_norm_sum = captured.run(batches.epoch_order(), bar if progress else None)
+    bar.close()
+    return _epoch_summary(epoch, losses, sizes, correct, grad_norm_sum)
 
 
 def _epoch_summary(
     epoch: int,
-    batch_losses: list[torch.Tensor],
+    losses: torch.Tensor,
     batch_sizes: list[int],
     correct: torch.Tensor,
     grad_norm_sum: torch.Tensor,
 ) -> dict:
-    """Turn an epoch's on-device sums into its row, with one host read; raise on a non-finite loss."""
-    losses = torch.stack(batch_losses)
+    """Turn an epoch's on-device sums into its row, with one host read; raise on a non-finite loss.
+
+    ``losses`` holds each batch's mean loss (1-D, on the device), ``batch_sizes`` their sizes.
+    """
     sizes = torch.tensor(batch_sizes, dtype=losses.dtype, device=losses.device)
     loss_sum = (losses * sizes).sum()
     # The epoch's single host read: loss total, correct count and gradient norms together.
@@ -308,7 +344,7 @@ def _epoch_summary(
     n_samples = sum(batch_sizes)
     row = {"train_loss": loss_total / n_samples, "train_acc": n_correct / n_samples, "samples": n_samples}
     for k, norm_sum in enumerate(norm_sums, start=1):
-        row[f"grad_norm/layer{k}"] = norm_sum / len(batch_losses)
+        row[f"grad_norm/layer{k}"] = norm_sum / len(batch_sizes)
     return row
 
 
@@ -414,18 +450,23 @@ def _train_and_evaluate_epoch(
     epoch: int,
     config: TrainConfig,
     grad_norm_layers: Sequence[nn.Linear],
+    captured: CapturedEpochs | None = None,
 ) -> dict:
     """One epoch of :func:`train`: the training pass, then the test evaluation; its history row."""
     start = time.perf_counter()
-    metrics = train_one_epoch(
-        model,
-        batches,
-        optimizer,
-        epoch,
-        progress=config.progress,
-        grad_norm_layers=grad_norm_layers,
-        description=f"epoch {epoch}/{config.epochs}",
-    )
+    description = f"epoch {epoch}/{config.epochs}"
+    if captured is not None:
+        metrics = train_captured_epoch(captured, batches, epoch, config.progress, description)
+    else:
+        metrics = train_one_epoch(
+            model,
+            batches,
+            optimizer,
+            epoch,
+            progress=config.progress,
+            grad_norm_layers=grad_norm_layers,
+            description=description,
+        )
     epoch_time = time.perf_counter() - start  # metrics were read from the device: synced
     start = time.perf_counter()
     test_loss, test_acc = _loss_and_accuracy(model, test_data, config.eval_batch_size)
@@ -491,13 +532,16 @@ def train(
     set_seed(config.seed)
     model.to(device)
     train_data, test_data = move_to_device(train_data, test_data, device)
-    optimizer = make_optimizer(model, config, device)
     batches = BatchIterator(train_data, config.batch_size, True, config.seed, config.max_batches)
+    plan = BatchPlan.of(batches)
+    graphs = uses_cuda_graphs(config.cuda_graphs, device, config.optimizer) and plan.full_batches > 0
+    optimizer = make_optimizer(model, config, device, capturable=graphs)
     grad_norm_layers = _linear_layers(model) if config.track_grad_norms else []
+    captured = CapturedEpochs(model, optimizer, train_data, plan, grad_norm_layers) if graphs else None
 
     rows = []
     for epoch in range(1, config.epochs + 1):
-        row = _train_and_evaluate_epoch(model, batches, optimizer, test_data, epoch, config, grad_norm_layers)
+        row = _train_and_evaluate_epoch(model, batches, optimizer, test_data, epoch, config, grad_norm_layers, captured)
         rows.append(row)
         for callback in callbacks:
             callback(epoch, dict(row), model)

@@ -344,7 +344,7 @@ def test_hyperparameters_are_the_fields_that_shape_the_model_and_only_those():
     sgd = TrainConfig(optimizer="sgd", momentum=0.5)
     assert sgd.hyperparameters()["momentum"] == 0.5  # momentum only where the optimizer reads it
     run_options = {f.name for f in fields(TrainConfig) if f.metadata.get("run_option")}
-    assert run_options == {"seed", "device", "progress", "max_batches", "eval_batch_size", "track_grad_norms"}
+    assert run_options == {"seed", "device", "progress", "max_batches", "eval_batch_size", "track_grad_norms", "cuda_graphs"}
 
 
 def test_run_settings_fill_in_the_run_options_of_a_train_config():
