@@ -103,6 +103,21 @@ if figures.exists():
           f"({ratios['anncore_fraction_of_peak']:.3f} of peak), {a['seconds_per_epoch']:.3g} s/epoch; "
           f"anncore/floor {ratios['anncore_over_floor']:.3f}; notebook/anncore {ratios['notebook_over_anncore']:.3f}; "
           f"load average {r['settings']['load_average_start']:.2f}")
+    steps = ", ".join(f"{name} {f['microseconds_per_step']:,.0f}" for name, f in r["pipelines"].items()
+                      if "microseconds_per_step" in f)
+    if steps:
+        print(f"  µs per step: {steps}")
+    if "anncore_over_captured_floor" in ratios:
+        c, target = r["pipelines"]["captured_floor"], r["targets"]["anncore_over_captured_floor"]
+        print(f"  captured floor (CUDA graph): {c['seconds_per_60000_images']:.3g} s per 60k images; "
+              f"anncore/captured floor {ratios['anncore_over_captured_floor']:.3f} "
+              f"(target {target['target']}: {'met' if target['met'] else 'MISSED'})")
+    stacked = r.get("stacked")
+    if stacked:
+        print(f"  stacked training ({stacked['architecture']}, {stacked['epochs']} epochs of {stacked['train_size']} images): "
+              + ", ".join(f"K={k} {v['model_epochs_per_second']:.3g}" for k, v in stacked["by_members"].items())
+              + f" model-epochs/s against {stacked['one_at_a_time']['model_epochs_per_second']:.3g} one at a time "
+              f"(best {stacked['best_speedup']:.1f}x)")
 try:
     from mlflow.tracking import MlflowClient
 

@@ -17,6 +17,7 @@ from anncore.trainer import TrainConfig, set_seed, train
 from experiments.benchmark import cli as benchmark
 from experiments.benchmark.memory import METHOD_GPU, PeakMemory
 from experiments.benchmark.peak import MATMUL_SIZES
+from experiments.benchmark.pipelines import PIPELINES
 
 pytestmark = pytest.mark.cuda
 CUDA = torch.device("cuda")
@@ -78,6 +79,14 @@ def test_quick_benchmark_runs_on_cuda(tiny_fashion_root: Path, tmp_path: Path) -
         assert figures["peak_memory_method"] == METHOD_GPU, name
         assert figures["seconds_per_epoch"] > 0 and 0 < figures["fraction_of_peak"] < 1, name
     assert "fused=True" in results["pipelines"]["anncore"]["optimizer"]
+    # On CUDA the captured floor is timed too, and anncore is measured against it.
+    assert list(results["pipelines"]) == [*PIPELINES, "captured_floor"]
+    assert "capturable=True" in results["pipelines"]["captured_floor"]["optimizer"]
+    spe = {name: figures["seconds_per_epoch"] for name, figures in results["pipelines"].items()}
+    assert results["ratios"]["anncore_over_captured_floor"] == pytest.approx(spe["anncore"] / spe["captured_floor"])
+    assert "anncore_over_captured_floor" in results["targets"]
+    for figures in results["pipelines"].values():
+        assert figures["microseconds_per_step"] == pytest.approx(figures["seconds_per_epoch"] / figures["steps_per_epoch"] * 1e6)
 
 
 def graph_training(root: Path, cuda_graphs: bool, dropout: float = 0.0, max_batches: int | None = None):

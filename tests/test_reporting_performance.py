@@ -234,3 +234,16 @@ def test_notebook_sentence_has_no_verdict() -> None:
     assert text.startswith("The anncore trainer runs an epoch $S = 3.070$ times as fast")
     assert "met" not in text and "missed" not in text
     assert performance.notebook_sentence({}) == ""
+
+
+def test_a_cuda_run_shows_the_captured_floor_and_its_ratio() -> None:
+    pipelines = {"anncore": {"seconds_per_epoch": 0.15, "microseconds_per_step": 320.0},
+                 "captured_floor": {"seconds_per_epoch": 0.12, "microseconds_per_step": 256.0,
+                                    "description": "the floor's step captured once as a CUDA graph, replayed per batch"}}
+    frame = performance.pipeline_frame(pipelines)
+    assert list(frame["µs / step"]) == ["320", "256"]
+    assert frame["what it runs"].iloc[1] == pipelines["captured_floor"]["description"]
+    ratios = {"anncore_over_captured_floor": 1.25}
+    rows = performance.ratio_frame(ratios, {"anncore_over_captured_floor": {"target": "<= 1.3", "met": True}})
+    assert rows.iloc[0]["what it divides"] == "anncore ÷ captured floor (CUDA graph), s / epoch"
+    assert (rows.iloc[0]["value"], rows.iloc[0]["result"]) == ("1.250", "met")

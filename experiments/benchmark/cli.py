@@ -13,7 +13,10 @@ rounds: the whole run with evaluation and logging), peak memory added (see
 sample (566,528 for the baseline model, so 3.40 MFLOP per sample) × samples per second, also as a
 fraction of the machine's peak. The peak is the median rate of an fp32 matrix product
 (2048 × 2048 × 2048 on a CPU) timed before every round on the same device and thread count
-(see ``experiments.benchmark.peak``). Ratios: notebook / anncore and anncore / floor of seconds
+(see ``experiments.benchmark.peak``), and microseconds per optimizer step. On CUDA a fifth
+pipeline, the captured floor (the floor's step as one CUDA graph), is timed too: at batch 128
+a GPU is launch-bound, so anncore / captured floor, not the fraction of the FLOP peak, says how
+close anncore is to what the device can do (target <= 1.3). Ratios: notebook / anncore and anncore / floor of seconds
 per epoch, and the floor's and anncore's fractions of the peak. The logging overhead, anncore_mlflow / anncore, is 1 + (logging seconds per run) /
 (anncore's run seconds), where the logging seconds are the extra time the MLflow pipeline spends
 outside its epochs' training and evaluation (run seconds minus both), paired with the anncore
@@ -43,7 +46,7 @@ from pathlib import Path
 from experiments.benchmark.figures import (
     environment, logging_seconds_per_run, measure, pipeline_figures, ratios, targets_met,
 )
-from experiments.benchmark.pipelines import PIPELINES, BenchmarkSetup
+from experiments.benchmark.pipelines import BenchmarkSetup
 from experiments.benchmark.results import log_results, print_report
 from experiments.arguments import OneLineArgumentParser, command_main, ranged_int
 from experiments.cli import DEVICES
@@ -207,6 +210,14 @@ def _profile(setup: BenchmarkSetup, flops: dict[str, object]) -> dict[str, objec
     return profiled
 
 
+def _stacked(setup: BenchmarkSetup, quick: bool) -> dict[str, object]:
+    """Stacked training's model-epochs per second against one at a time (CUDA only)."""
+    from experiments.benchmark.stacked import QUICK_STACK_SIZES, STACK_SIZES, measure_stacked
+
+    print("stacked: one model alone, then stacks of K", flush=True)
+    return measure_stacked(setup, QUICK_STACK_SIZES if quick else STACK_SIZES)
+
+
 def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     """Measure every pipeline and return the results (also written/logged as asked)."""
     import torch
@@ -229,10 +240,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
             measurements, timings = measure(setup, settings["rounds"], peak_repeats)
             settings["load_average_end"] = os.getloadavg()[0]
             profiled = _profile(setup, flops) if args.profile else None
+            stacked = _stacked(setup, args.quick) if setup.device.type == "cuda" else None
             peak_result = peak.peak_figures(timings.size, timings.seconds_each, timings.load_average_each)
             figures = {
                 name: pipeline_figures(name, measurements[name], flops["training_flops_per_sample"], peak_result["gflops"])
-                for name in PIPELINES
+                for name in measurements
             }
             logging_seconds = logging_seconds_per_run(figures)
             measured = ratios(figures, logging_seconds)
@@ -244,6 +256,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
                 "peak": peak_result,
                 "flops": flops,
                 "profile": profiled,
+                **({"stacked": stacked} if stacked else {}),
                 "settings": settings,
                 "environment": environment(setup.device),
                 "mlflow": {"logged": bool(args.log_mlflow or args.tracking_uri),

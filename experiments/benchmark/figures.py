@@ -10,7 +10,7 @@ import platform
 import statistics
 from dataclasses import dataclass
 
-from experiments.benchmark.pipelines import DESCRIPTIONS, PIPELINES, BenchmarkSetup, PipelineRun
+from experiments.benchmark.pipelines import DESCRIPTIONS, PIPELINES, BenchmarkSetup, PipelineRun, pipelines_for
 
 FULL_TRAIN_SIZE = 60_000  # FashionMNIST's training split, for the "per 60,000 images" figures
 # The performance issue's targets. notebook / anncore has none: the notebook's single-threaded
@@ -20,6 +20,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "anncore_over_floor": ("<=", 1.05),
     "anncore_fraction_of_peak": (">=", 0.70),
     "anncore_mlflow_over_anncore": ("<=", 1.05),
+    # The GPU issue's: anncore within 1.3x of the device's own step floor (CUDA only).
+    "anncore_over_captured_floor": ("<=", 1.3),
 }
 
 
@@ -53,13 +55,14 @@ def measure(setup: BenchmarkSetup, rounds: int, peak_repeats: int) -> tuple[dict
     from experiments.benchmark.peak import matmul_size, time_matmul
     from experiments.benchmark.pipelines import RUNNERS
 
-    measurements: dict[str, list[Measurement]] = {name: [] for name in PIPELINES}
+    pipelines = pipelines_for(setup.device)
+    measurements: dict[str, list[Measurement]] = {name: [] for name in pipelines}
     peak = PeakTimings(matmul_size(setup.device), [], [])
     for round_index in range(rounds):
         print(f"round {round_index + 1}/{rounds}: fp32 matmul {peak.size}³", flush=True)
         peak.load_average_each.append(os.getloadavg()[0])
         peak.seconds_each += time_matmul(setup.device, peak.size, repeats=peak_repeats)
-        order = PIPELINES if round_index % 2 == 0 else PIPELINES[::-1]
+        order = pipelines if round_index % 2 == 0 else pipelines[::-1]
         for name in order:
             print(f"round {round_index + 1}/{rounds}: {name}", flush=True)
             with PeakMemory(setup.device) as memory:
@@ -92,6 +95,8 @@ def pipeline_figures(
         "training_gflops": training_gflops,
         "fraction_of_peak": training_gflops / peak_gflops,
         "samples_per_epoch": samples,
+        "steps_per_epoch": runs[0].steps,
+        "microseconds_per_step": seconds / runs[0].steps * 1e6,
         "seconds_per_60000_images": FULL_TRAIN_SIZE / (samples / seconds),
         "eval_seconds_per_epoch": _median_after_warmup([run.eval_seconds for run in runs]),
         "run_seconds": statistics.median(run.run_seconds for run in runs),
@@ -134,11 +139,17 @@ def ratios(figures: dict[str, dict[str, object]], logging_seconds: float) -> dic
     anncore_mlflow / anncore is 1 + ``logging_seconds`` (:func:`logging_seconds_per_run`) / anncore's run seconds;
     ``anncore_mlflow_over_anncore_whole_runs`` divides the two pipelines' median run seconds;
     ``notebook_over_anncore_with_eval`` divides training pass plus evaluation per epoch, which
-    is what one epoch of the notebook's ``train_model`` does.
+    is what one epoch of the notebook's ``train_model`` does. Where the captured floor was timed
+    (CUDA), ``anncore_over_captured_floor`` and ``floor_over_captured_floor`` divide seconds per
+    epoch by its.
     """
     spe = {name: figures[name]["seconds_per_epoch"] for name in PIPELINES}
     with_eval = {name: spe[name] + figures[name]["eval_seconds_per_epoch"] for name in ("notebook", "anncore")}
     run_seconds = {name: figures[name]["run_seconds"] for name in ("anncore", "anncore_mlflow")}
+    captured = {}
+    if "captured_floor" in figures:
+        floor = figures["captured_floor"]["seconds_per_epoch"]
+        captured = {"anncore_over_captured_floor": spe["anncore"] / floor, "floor_over_captured_floor": spe["floor"] / floor}
     return {
         "notebook_over_anncore": spe["notebook"] / spe["anncore"],
         "anncore_over_floor": spe["anncore"] / spe["floor"],
@@ -147,13 +158,16 @@ def ratios(figures: dict[str, dict[str, object]], logging_seconds: float) -> dic
         "anncore_mlflow_over_anncore": 1 + logging_seconds / run_seconds["anncore"],
         "anncore_mlflow_over_anncore_whole_runs": run_seconds["anncore_mlflow"] / run_seconds["anncore"],
         "notebook_over_anncore_with_eval": with_eval["notebook"] / with_eval["anncore"],
+        **captured,
     }
 
 
 def targets_met(measured: dict[str, float]) -> dict[str, dict[str, object]]:
-    """Each ratio's target from the performance issue and whether this run met it."""
+    """Each measured ratio's target from the performance issues and whether this run met it."""
     met = {}
     for name, (relation, bound) in TARGETS.items():
+        if name not in measured:
+            continue  # the captured floor's, off CUDA
         value = measured[name]
         met[name] = {"target": f"{relation} {bound:g}", "met": value >= bound if relation == ">=" else value <= bound}
     return met

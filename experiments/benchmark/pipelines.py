@@ -13,6 +13,11 @@ peak memory includes its way of holding data.
   shuffled by one index permutation per epoch; nothing else. Its optimizer is the trainer's
   own (``anncore.trainer.make_optimizer``), so ``anncore / floor`` isolates bookkeeping.
 - ``anncore``: ``anncore.trainer.train`` with the ``TrainConfig`` the experiments build.
+- ``captured_floor`` (CUDA only): the floor's step captured once as a CUDA graph and replayed
+  per full batch: a static index buffer the batch's indices are copied into, dropout inside
+  the graph, ``Adam(fused=True, capturable=True)``. On a GPU the model is launch-bound at batch
+  128, so this, not the FLOP peak, is the device's own step floor; ``anncore / captured floor``
+  says how far anncore is from it.
 - ``anncore_mlflow``: the ``baseline`` experiment's training path, ``runs.tracked_run`` +
   ``datasets.log_input`` + ``training.train_logged`` (params, per-epoch metrics, finals and
   ``history.csv``), as a child of the active benchmark run.
@@ -40,9 +45,11 @@ from anncore.trainer import TrainConfig
 from experiments.benchmark.device_sync import synchronize
 
 PIPELINES: tuple[str, ...] = ("notebook", "floor", "anncore", "anncore_mlflow")
+CUDA_PIPELINES: tuple[str, ...] = ("captured_floor",)  # timed only on a CUDA device
 DESCRIPTIONS: dict[str, str] = {
     "notebook": "torchvision per-sample transforms + DataLoader, per-batch .item()",
     "floor": "bare forward + backward + optimizer step over device tensors",
+    "captured_floor": "the floor's step captured once as a CUDA graph, replayed per batch",
     "anncore": "anncore.trainer.train, as the experiments call it",
     "anncore_mlflow": "anncore + MLflow logging, as the baseline experiment runs it",
 }
@@ -51,6 +58,12 @@ DESCRIPTIONS: dict[str, str] = {
 BATCH_SIZE = TrainConfig.batch_size
 LEARNING_RATE = TrainConfig.learning_rate
 NOTEBOOK_PRINT_EVERY = 100  # the notebook prints a progress line every 100 batches
+GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture (torch's documented recipe)
+
+
+def pipelines_for(device: torch.device) -> tuple[str, ...]:
+    """The pipelines timed on ``device``: the four everywhere, and the captured floor on CUDA."""
+    return PIPELINES + CUDA_PIPELINES if device.type == "cuda" else PIPELINES
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,8 @@ class PipelineRun:
         Per-epoch evaluation wall time (empty for ``floor``, which does not evaluate).
     optimizer : str
         Which Adam implementation the pipeline uses.
+    steps_per_epoch : int, optional
+        Optimizer steps one epoch took; None: one per batch of ``BATCH_SIZE``, the last smaller.
     """
 
     epoch_seconds: list[float]
@@ -112,6 +127,12 @@ class PipelineRun:
     run_seconds: float
     eval_seconds: list[float] = field(default_factory=list)
     optimizer: str = ""
+    steps_per_epoch: int | None = None
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per epoch."""
+        return self.steps_per_epoch or math.ceil(self.samples_per_epoch / BATCH_SIZE)
 
 
 def resize(tensor: torch.Tensor, n: int | None) -> torch.Tensor:
@@ -297,6 +318,50 @@ def run_floor(setup: BenchmarkSetup) -> PipelineRun:
     return PipelineRun(epoch_seconds, samples, run_seconds, [], describe_optimizer(optimizer, device))
 
 
+def run_captured_floor(setup: BenchmarkSetup) -> PipelineRun:
+    """The floor's step captured as one CUDA graph and replayed per full batch (CUDA only)."""
+    device = setup.device
+    if device.type != "cuda":
+        raise ValueError(f"the captured floor needs a CUDA device, got {device}")
+    train_data, _ = load_tensors(setup)
+    x, y = train_data.x.to(device), train_data.y.to(device)
+    n_batches = min(len(y) // BATCH_SIZE, setup.max_batches or len(y))
+
+    run_start = time.perf_counter()
+    model = _build_model(setup.seed).to(device).train()
+    optimizer = optim.Adam(model.parameters(), lr=LEARNING_RATE, fused=True, capturable=True)
+    index = torch.arange(BATCH_SIZE, device=device)  # the static index buffer the graph reads
+
+    def step() -> None:
+        F.cross_entropy(model(x.index_select(0, index)), y.index_select(0, index)).backward()
+        optimizer.step()
+
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(GRAPH_WARMUP_STEPS):
+            optimizer.zero_grad(set_to_none=True)
+            step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    optimizer.zero_grad(set_to_none=True)  # the captured backward allocates (and then overwrites) the gradients
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    generator = torch.Generator().manual_seed(setup.seed)
+    epoch_seconds = []
+    for _ in range(setup.epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(y), generator=generator).to(device)
+        for i in range(n_batches):
+            index.copy_(order[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
+            graph.replay()
+        _synchronize(device)
+        epoch_seconds.append(time.perf_counter() - start)
+    run_seconds = time.perf_counter() - run_start
+    return PipelineRun(epoch_seconds, n_batches * BATCH_SIZE, run_seconds, [], describe_optimizer(optimizer, device)
+                       + " capturable=True", steps_per_epoch=n_batches)
+
+
 def _batches_per_epoch(n_samples: int, max_batches: int | None) -> int:
     n_batches = math.ceil(n_samples / BATCH_SIZE)
     return n_batches if max_batches is None else min(n_batches, max_batches)
@@ -377,4 +442,5 @@ RUNNERS: dict[str, Callable[[BenchmarkSetup], PipelineRun]] = {
     "floor": run_floor,
     "anncore": run_anncore,
     "anncore_mlflow": run_anncore_mlflow,
+    "captured_floor": run_captured_floor,
 }

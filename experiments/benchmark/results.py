@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from experiments.benchmark.pipelines import PIPELINES
-
 
 def figures_table(figures: dict[str, dict[str, object]]):
     """A pandas table of the headline figures, one row per pipeline."""
     import pandas as pd
 
     rows = []
-    for name in PIPELINES:
-        f = figures[name]
+    for name, f in figures.items():
         rows.append(
             {
                 "pipeline": name,
                 "s/epoch": f["seconds_per_epoch"],
                 "samples/s": f["samples_per_sec"],
+                "µs/step": f["microseconds_per_step"],
                 "s per 60k": f["seconds_per_60000_images"],
                 "GFLOPS": f["training_gflops"],
                 "of peak": f["fraction_of_peak"],
@@ -49,6 +47,10 @@ def print_report(results: dict[str, object], stream=sys.stdout) -> None:
         from experiments.benchmark.profile import profile_lines
 
         print("\n".join(profile_lines(results["profile"])), file=stream)
+    if results.get("stacked"):
+        from experiments.benchmark.stacked import stacked_line
+
+        print(stacked_line(results["stacked"]), file=stream)
     print(f"MLflow logging adds {results['logging_seconds_per_run']:.3f} s per run (its pipeline's time outside the "
           "epochs, minus anncore's; median over rounds)", file=stream)
     s, env = results["settings"], results["environment"]
@@ -81,15 +83,18 @@ def log_results(results: dict[str, object]) -> None:
     from experiments.tracking import runs
 
     metrics = {}
-    for name in PIPELINES:
-        f = results["pipelines"][name]
+    for name, f in results["pipelines"].items():
         for key in ("seconds_per_epoch", "samples_per_sec", "training_gflops", "fraction_of_peak",
-                    "peak_memory_mib", "run_seconds"):
+                    "peak_memory_mib", "run_seconds", "microseconds_per_step"):
             metrics[f"{name}/{key}"] = f[key]
     metrics.update(results["ratios"])
     metrics["logging_seconds_per_run"] = results["logging_seconds_per_run"]
     metrics["peak_gflops"] = results["peak"]["gflops"]
     metrics["load_average_start"] = results["settings"]["load_average_start"]
     metrics["load_average_end"] = results["settings"]["load_average_end"]
+    if results.get("stacked"):
+        from experiments.benchmark.stacked import stacked_metrics
+
+        metrics.update(stacked_metrics(results["stacked"]))
     runs.log_metrics(metrics)
     mlflow.log_dict(results, "benchmark.json")

@@ -28,6 +28,7 @@ NO_VALUE = "—"
 PIPELINE_FIGURES: dict[str, str] = {
     N_("s / epoch"): "seconds_per_epoch",
     N_("samples / s"): "samples_per_sec",
+    N_("µs / step"): "microseconds_per_step",
     N_("s per 60,000 images"): "seconds_per_60000_images",
     N_("training GFLOPS"): "training_gflops",
     N_("fraction of peak"): "fraction_of_peak",
@@ -43,6 +44,8 @@ RATIO_MEANINGS: dict[str, str] = {
     "anncore_mlflow_over_anncore": N_("$O$: logging overhead per run"),
     "anncore_mlflow_over_anncore_whole_runs": N_("anncore_mlflow ÷ anncore, whole runs"),
     "notebook_over_anncore_with_eval": N_("$S$ with each epoch's evaluation included"),
+    "anncore_over_captured_floor": N_("anncore ÷ captured floor (CUDA graph), s / epoch"),
+    "floor_over_captured_floor": N_("floor ÷ captured floor (CUDA graph), s / epoch"),
 }
 RELATIONS: dict[str, str] = {">=": "≥", "<=": "≤"}
 # The notes in benchmark.json's optimizer names (experiments.benchmark.pipelines), translated in place.
