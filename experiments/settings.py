@@ -7,7 +7,8 @@ study hands back (``Outcome``); and the one exception for mistakes a user can fi
 - :class:`CustomOptions`, :class:`SweepOptions` and ``target_accuracy``: one study's own options.
 - :class:`Provenance`: where the command came from (the run it reruns, and which arms of it;
   the ``mlflow run`` that started it), tagged, never part of what is rerun.
-- ``data_dir``, ``download``, ``progress``: this machine's concern, never logged.
+- ``data_dir``, ``download``, ``progress``, ``cuda_graphs``, ``system_metrics``: this machine's
+  concern, never logged.
 
 Each options object is built by ``from_args(args, base)``: ``base`` (the defaults, or for
 ``rerun`` what the old run logged) with the options given on the command line in their place.
@@ -137,6 +138,11 @@ class RunSettings:
         Download FashionMNIST when missing (only for the default ``./data``).
     progress : bool
         Show progress bars.
+    cuda_graphs : bool
+        On CUDA, train through the captured step (``TrainConfig.cuda_graphs``); ``--no-cuda-graphs``.
+    system_metrics : bool
+        Every run logs MLflow's system metrics (CPU, memory, and GPU with ``nvidia-ml-py``);
+        ``--no-system-metrics``.
     custom : CustomOptions
         The ``custom`` experiment's architecture and optimiser settings.
     target_accuracy : float
@@ -151,6 +157,8 @@ class RunSettings:
     data_dir: Path = DEFAULT_DATA_DIR
     download: bool = True
     progress: bool = True
+    cuda_graphs: bool = True
+    system_metrics: bool = True
     custom: CustomOptions = field(default_factory=lambda: CustomOptions())
     target_accuracy: float = 0.80
     sweep: SweepOptions = field(default_factory=lambda: SweepOptions())
@@ -161,8 +169,8 @@ class RunSettings:
         """The settings of a parsed ``run`` or ``rerun`` command.
 
         ``base`` (default: the defaults; for ``rerun``, what the old run logged) with the options
-        the command gives in their place; the data folder, progress bars and the ``mlflow run``
-        id always come from this command.
+        the command gives in their place; the data folder, progress bars, ``--no-cuda-graphs``,
+        ``--no-system-metrics`` and the ``mlflow run`` id always come from this command.
         """
         base = base or cls()
         target = getattr(args, "target_accuracy", None)
@@ -172,6 +180,8 @@ class RunSettings:
             data_dir=args.data_dir or DEFAULT_DATA_DIR,
             download=args.data_dir is None,  # only the default ./data is downloaded into
             progress=args.progress,
+            cuda_graphs=args.cuda_graphs,
+            system_metrics=args.system_metrics,
             custom=CustomOptions.from_args(args, base.custom),
             target_accuracy=base.target_accuracy if target is None else target,
             sweep=SweepOptions.from_args(args, base.sweep),
@@ -191,6 +201,8 @@ class RunSettings:
             data_dir=Path(values["data_dir"]),
             download=values["download"],
             progress=values["progress"],
+            cuda_graphs=values["cuda_graphs"],
+            system_metrics=values["system_metrics"],
             custom=_from_dict(CustomOptions, values["custom"]),
             target_accuracy=values["target_accuracy"],
             sweep=_from_dict(SweepOptions, values["sweep"]),
@@ -233,7 +245,8 @@ class RunSettings:
         """
         from anncore.trainer import TrainConfig
 
-        options = {"seed": self.seed, "device": self.device, "progress": self.progress, "max_batches": self.max_batches}
+        options = {"seed": self.seed, "device": self.device, "progress": self.progress, "max_batches": self.max_batches,
+                   "cuda_graphs": self.cuda_graphs}
         return TrainConfig(**{**options, **hyperparameters})
 
     @property

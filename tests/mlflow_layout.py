@@ -37,6 +37,9 @@ SAMPLED_PARAMS = {
     "n_hidden_layers": r"[1-9]",
     "parameter_count": r"[1-9]\d*",
 }
+# MLflow's system metrics (CPU, memory, GPU) are sampled every 10 s by a thread: a run logs them
+# or not depending on how long it took, so they are not part of the layout.
+SYSTEM_METRICS_PREFIX = "system/"
 # Artifacts of MLflow's own (the logged model's files) are kept by name only.
 SNAPSHOT_ARGS = ["run", "all", "--quick", "--seeds", "0,1", "--device", "cpu", "--no-progress"]
 
@@ -71,7 +74,7 @@ def store_layout(tracking_uri: str) -> list[dict[str, object]]:
                     "seed": tags.get("anncore.seed"),
                     "status": run.info.status,
                     "params": dict(sorted(params.items())),
-                    "metrics": sorted(run.data.metrics),
+                    "metrics": sorted(m for m in run.data.metrics if not m.startswith(SYSTEM_METRICS_PREFIX)),
                     "artifacts": sorted(_artifact_paths(client, run.info.run_id)),
                 }
             )

@@ -96,6 +96,10 @@ def build_parser() -> OneLineArgumentParser:
                         "and report where its time goes")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=True,
                         help="hide the anncore pipelines' progress bars (shown by default, as in the experiments)")
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=True,
+                        help="on CUDA, the anncore pipelines train eagerly (default: through the captured step)")
+    parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false", default=True,
+                        help="the MLflow pipeline's runs log no system metrics (logged by default, as in the experiments)")
     return parser
 
 
@@ -139,6 +143,8 @@ def _setup_from_args(args: argparse.Namespace) -> tuple[BenchmarkSetup, dict[str
         max_batches=QUICK_MAX_BATCHES if args.quick else None,
         progress=args.progress,
         sha256=sha256,
+        cuda_graphs=args.cuda_graphs,
+        system_metrics=args.system_metrics,
     )
     return setup, _recorded_settings(args, setup, sizes, rounds)
 
@@ -181,6 +187,8 @@ def _recorded_settings(args: argparse.Namespace, setup: BenchmarkSetup, sizes: d
         "max_batches": setup.max_batches,
         "quick": bool(args.quick),
         "progress": bool(args.progress),
+        "cuda_graphs": bool(args.cuda_graphs),
+        "system_metrics": bool(args.system_metrics),
         "seed": args.seed,
     }
 

@@ -87,6 +87,10 @@ class BenchmarkSetup:
         Progress bars in the anncore pipelines, as the experiments show them by default.
     sha256 : str
         ``anncore.data.dataset_checksum`` of the raw files, logged by ``anncore_mlflow``.
+    cuda_graphs : bool
+        The anncore pipelines' ``TrainConfig.cuda_graphs`` (only matters on CUDA).
+    system_metrics : bool
+        The MLflow pipeline's runs log MLflow's system metrics, as the experiments' do by default.
     """
 
     data_dir: Path
@@ -98,6 +102,8 @@ class BenchmarkSetup:
     max_batches: int | None = None
     progress: bool = False
     sha256: str = ""
+    cuda_graphs: bool = True
+    system_metrics: bool = True
 
 
 @dataclass
@@ -205,6 +211,7 @@ def _anncore_config(setup: BenchmarkSetup):
         device=str(setup.device),
         progress=setup.progress,
         max_batches=setup.max_batches,
+        cuda_graphs=setup.cuda_graphs,
     )
 
 
@@ -434,6 +441,8 @@ def benchmark_settings(setup: BenchmarkSetup):
         data_dir=setup.data_dir,
         download=False,
         progress=setup.progress,
+        cuda_graphs=setup.cuda_graphs,
+        system_metrics=setup.system_metrics,
     )
 
 

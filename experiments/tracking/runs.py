@@ -140,6 +140,7 @@ def tracked_run(
                 experiment_id=experiment_id,
                 run_name=name,
                 nested=role == "child",
+                log_system_metrics=settings.system_metrics,  # sampled every 10 s by MLflow's monitor thread
                 tags=run_tags(settings, experiment, role, arm, seed),
             )
     except BaseException:
