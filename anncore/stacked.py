@@ -191,23 +191,25 @@ def _shared_config(configs: Sequence[TrainConfig]) -> TrainConfig:
     return first
 
 
-def _train_pass(stack: StackedMLP, optimizer: StackedAdam, batches: BatchIterator) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """One epoch over ``batches``: per-member loss sums and correct counts (K,), on the device."""
+def _train_pass(stack: StackedMLP, optimizer: StackedAdam, batches: BatchIterator) -> tuple[torch.Tensor, torch.Tensor, int, list[torch.Tensor]]:
+    """One epoch over ``batches``: per-member loss sums and correct counts (K,), on the device, and
+    each batch's per-member losses (kept on the device to name a non-finite one's batch)."""
     stack.train()
     k = stack.members
     loss_sum = torch.zeros(k, device=batches.data.device)
     correct = torch.zeros(k, dtype=torch.int64, device=batches.data.device)
-    samples = 0
+    samples, batch_losses = 0, []
     for x, y in batches:
         logits = stack(x)
         losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(k), reduction="none").view(k, -1).mean(1)
         optimizer.zero_grad()
         losses.sum().backward()  # member k's gradient is that of its own loss alone
         optimizer.step()
+        batch_losses.append(losses.detach())
         loss_sum += losses.detach() * len(y)
         correct += (logits.detach().argmax(dim=2) == y).sum(dim=1)
         samples += len(y)
-    return loss_sum, correct, samples
+    return loss_sum, correct, samples, batch_losses
 
 
 def _evaluate(stack: StackedMLP, data: TensorData, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,12 +287,12 @@ def train_stacked(
     result = StackedResult({m: [] for m in members}, list(models))
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
-        loss_sum, correct, samples = _train_pass(stack, optimizer, batches)
+        loss_sum, correct, samples, batch_losses = _train_pass(stack, optimizer, batches)
         middle = time.perf_counter()
         test_loss, test_acc = _evaluate(stack, test_data, config.eval_batch_size)
         rows = _epoch_rows(epoch, members, [loss_sum, correct, test_loss, test_acc], samples,
                            (middle - start, time.perf_counter() - middle))
-        leaving = _failed(epoch, rows, result)
+        leaving = _failed(epoch, rows, batch_losses, members, result)
         for member, row in rows.items():
             if member not in result.errors:
                 result.histories[member].append(row)
@@ -305,13 +307,17 @@ def train_stacked(
     return result
 
 
-def _failed(epoch: int, rows: dict[int, dict], result: StackedResult) -> set[int]:
-    """Members whose training loss is not finite: recorded as errors, to leave the stack."""
-    failed = set()
-    for member, row in rows.items():
-        if not math.isfinite(row["train_loss"]):
-            result.errors[member] = NonFiniteLossError(epoch, 0, row["train_loss"])
-            failed.add(member)
+def _failed(epoch: int, rows: dict[int, dict], batch_losses: list[torch.Tensor], members: list[int],
+            result: StackedResult) -> set[int]:
+    """Members whose training loss is not finite: recorded as errors naming the first bad batch, to leave the stack."""
+    failed = {member for member, row in rows.items() if not math.isfinite(row["train_loss"])}
+    if failed:
+        losses = torch.stack(batch_losses)  # (batches, K)
+        for j, member in enumerate(members):
+            if member in failed:
+                bad = torch.nonzero(~torch.isfinite(losses[:, j])).flatten()
+                batch = int(bad[0]) if len(bad) else int(losses[:, j].argmax())  # finite but the sum overflowed
+                result.errors[member] = NonFiniteLossError(epoch, batch + 1, float(losses[batch, j]))
     return failed
 
 

@@ -5,6 +5,7 @@ weights they had, and a stack refuses members that differ in shape or in shared 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -106,3 +107,16 @@ def test_a_stack_refuses_mixed_shapes_and_settings(data) -> None:
         train_stacked(members(1), data[0], data[1], [TrainConfig(device="cpu", optimizer="sgd")])
     with pytest.raises(ValueError, match="2 models but 1 configs"):
         train_stacked(members(2), data[0], data[1], [TrainConfig(device="cpu")])
+
+
+def test_a_member_whose_loss_is_not_finite_leaves_and_the_others_finish(data) -> None:
+    models = members(2)
+    with torch.no_grad():
+        models[1].linear_layers()[-1].weight[0, 0] = float("nan")  # member 1's loss is NaN from its first batch
+    cfgs = configs(epochs=2)[:2]
+    reference = alone(models[0], cfgs[0], data)
+    stacked = train_stacked(models, data[0], data[1], cfgs)
+    error = stacked.errors[1]
+    assert (error.epoch, error.batch) == (1, 1) and not math.isfinite(error.loss)
+    assert len(stacked.histories[1]) == 0 and 1 not in stacked.left_at
+    assert stacked.histories[0]["train_loss"].tolist() == pytest.approx(reference.history["train_loss"].tolist(), rel=1e-5)
