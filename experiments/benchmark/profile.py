@@ -7,7 +7,9 @@ the operators it calls) into the kinds of work below. What no operator accounts 
 wall time minus every operator's self time, is Python and dispatch between operators (the
 profiler's own cost included, so that share is an upper bound). The matrix products' rate is the
 FLOPs they really execute (``experiments.benchmark.peak.executed_matmul_flops_per_sample``) over
-the time spent in them.
+the time spent in them. On CUDA it profiles the eager epoch: the trainer's captured step
+(``anncore.cuda_graph_step``) replays one graph per batch, whose operators the profiler does not
+see one by one.
 """
 
 from __future__ import annotations
