@@ -24,7 +24,7 @@ def test_the_flags_default_on_and_turn_off() -> None:
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_system_metrics_are_logged_unless_turned_off(tmp_path, monkeypatch, enabled: bool) -> None:
+def test_system_metrics_are_logged_unless_turned_off(tmp_path, monkeypatch, capfd, enabled: bool) -> None:
     from experiments.tracking import runs
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -41,3 +41,4 @@ def test_system_metrics_are_logged_unless_turned_off(tmp_path, monkeypatch, enab
         assert len(client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")) >= 2
     else:
         assert system == set()
+    assert "system metrics monitoring" not in capfd.readouterr().err  # MLflow's INFO lines per run are quiet

@@ -20,6 +20,7 @@ epoch) and writes them in batches: every few seconds while training, and once at
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 import traceback
@@ -128,6 +129,9 @@ def tracked_run(
     import mlflow
 
     experiment_id = store.get_or_create_experiment(experiment, mlflow.get_tracking_uri())
+    # MLflow's system-metrics monitor says four INFO lines per run (started, no GPU, stopping,
+    # stopped): noise in a suite of many runs. Its warnings still show.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     name = run_name or (f"{arm}-seed{seed}" if role == "child" else experiment)
     run = None
     try:
