@@ -112,3 +112,20 @@ def test_graphs_only_on_cuda_with_adam_and_never_captured_on_the_cpu() -> None:
         CapturedEpochs(model, optimizer, data, BatchPlan(16, 0, 5), capture=False)
     with pytest.raises(TypeError, match="cuda_graphs.*'yes'"):
         TrainConfig(cuda_graphs="yes")
+
+
+def test_train_never_takes_the_captured_path_on_the_cpu(monkeypatch) -> None:
+    import anncore.trainer as trainer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("CapturedEpochs built on the CPU")
+
+    monkeypatch.setattr(trainer, "CapturedEpochs", refuse)
+    data = make_synthetic_classes(50, seed=0)
+    histories = []
+    for cuda_graphs in (True, False):
+        set_seed(0)
+        config = TrainConfig(epochs=2, batch_size=32, device="cpu", progress=False, cuda_graphs=cuda_graphs)
+        histories.append(trainer.train(CustomANN([2, 8, 4]), data, data, config).history)
+    for column in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert histories[0][column].tolist() == histories[1][column].tolist()
