@@ -177,7 +177,9 @@ class CapturedEpochs:
                         value.zero_()
         self.optimizer.zero_grad(set_to_none=True)  # the captured backward allocates the gradients
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: only this thread may not make unsafe CUDA calls while capturing; other
+        # threads (MLflow's system-metrics monitor, its async logging) are not part of the step.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self._body()
         # Keep the graph's gradient tensors alive: an eager step may set .grad to None.
         self._graph_grads = [p.grad for p in self.model.parameters()]

@@ -352,7 +352,7 @@ def run_captured_floor(setup: BenchmarkSetup) -> PipelineRun:
     torch.cuda.current_stream(device).wait_stream(side)
     optimizer.zero_grad(set_to_none=True)  # the captured backward allocates (and then overwrites) the gradients
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # as anncore's captured step
         step()
     generator = torch.Generator().manual_seed(setup.seed)
     epoch_seconds = []
