@@ -362,7 +362,7 @@ def run_captured_floor(setup: BenchmarkSetup) -> PipelineRun:
         for i in range(n_batches):
             index.copy_(order[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
             graph.replay()
-        _synchronize(device)
+        synchronize(device)
         epoch_seconds.append(time.perf_counter() - start)
     run_seconds = time.perf_counter() - run_start
     return PipelineRun(epoch_seconds, n_batches * BATCH_SIZE, run_seconds, [], describe_optimizer(optimizer, device)
