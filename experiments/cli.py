@@ -108,9 +108,10 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                         "(default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns/mlflow.db)")
     parser.add_argument("--quick", action="store_true", default=None, help="smoke test: a slice of the data, a few batches, few epochs")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=True, help="hide progress bars")
-    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=True,
+    defaults = RunSettings()
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=defaults.cuda_graphs,
                         help="on CUDA, train every batch eagerly (default: full batches replay one captured CUDA graph)")
-    parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false", default=True,
+    parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false", default=defaults.system_metrics,
                         help="do not log MLflow's system metrics (CPU, memory, GPU) with each run")
 
 
