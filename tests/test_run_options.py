@@ -10,7 +10,7 @@ import mlflow
 import pytest
 
 from experiments.cli import parse_args
-from experiments.settings import RunSettings
+from experiments.settings import Invocation, RunSettings
 
 
 def test_the_flags_default_on_and_turn_off() -> None:
@@ -30,7 +30,7 @@ def test_system_metrics_are_logged_unless_turned_off(tmp_path, monkeypatch, capf
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)  # put back after the test by conftest's _restore_tracking_uri
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
-    with runs.tracked_run(RunSettings(device="cpu", system_metrics=enabled), "system-metrics") as run:
+    with runs.tracked_run(RunSettings(Invocation(device="cpu"), system_metrics=enabled), "system-metrics") as run:
         time.sleep(1.5)  # several samples
     client = mlflow.MlflowClient(tracking_uri=uri)
     logged = client.get_run(run.info.run_id)
