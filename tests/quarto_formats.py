@@ -184,3 +184,15 @@ def blank_fractions(pdf: Path, dpi: int = 72, margin_pt: float = 56.7, gap_pt: f
                 run = 0
             fractions.append(gaps / area.height)
     return fractions
+
+
+def headings_at_page_foot(typ: Path, pdf: Path, lines: int = 2) -> list[tuple[int, str]]:
+    """The headings of the Typst source ``typ`` (lines ``= Title``) that ``pdf`` sets among the last
+    ``lines`` text lines of a page (the page number not counted): ``(page, title)`` each."""
+    titles = [re.sub(r"[\\#`*_]", "", line).strip() for line in re.findall(r"^=+ (.+)$", typ.read_text(), re.M)]
+    found = []
+    for number, page in enumerate(pdf_text(pdf).split("\f"), start=1):
+        text_lines = [line.strip() for line in page.splitlines() if line.strip()][:-1]
+        for line in text_lines[-lines:]:
+            found += [(number, title) for title in titles if line.endswith(title)]
+    return found

@@ -28,8 +28,8 @@ from tests.qmd_notebook import cells_by_label, expand_includes, outputs_of
 from tests.external_tools import find, require, requires
 from tests.report_runs import execute_report, run_experiments
 from tests.quarto_formats import (
-    CDN_TRIGGERS, TYPST_014, blank_fractions, compile_typst, document_markdown, front_matter, markdown_to, pdf_text, pdf_word_boxes,
-    typst_build_dir, typst_version,
+    CDN_TRIGGERS, TYPST_014, blank_fractions, compile_typst, document_markdown, front_matter, headings_at_page_foot, markdown_to,
+    pdf_text, pdf_word_boxes, typst_build_dir, typst_version,
 )  # fmt: skip
 
 REPO = Path(__file__).resolve().parent.parent
@@ -290,6 +290,17 @@ def test_no_pdf_page_is_left_half_empty(typst_build: Path, pdf_texts) -> None:
         fractions = blank_fractions(typst_build / f"index-{version}.pdf")
         half_empty = [(page, round(f, 2)) for page, f in enumerate(fractions[:-1], start=1) if f > 0.5]
         assert len(fractions) > 20 and not half_empty, (version, half_empty)
+
+
+@requires("pdftotext")
+def test_no_pdf_heading_ends_a_page(typst_build: Path, pdf_texts) -> None:
+    """A heading keeps room for its first lines under it (index.qmd's heading rule): none is a page's
+    last line. (A heading and one sentence above a chart that moves to the next page can still end
+    a page: the rule keeps 4em, not the chart's height.)"""
+    for version in pdf_texts:
+        pdf = typst_build / f"index-{version}.pdf"
+        stranded = headings_at_page_foot(typst_build / "index.typ", pdf, lines=1)
+        assert not stranded, (version, stranded)
 
 
 @requires("pdftotext")
