@@ -655,7 +655,7 @@ def test_page_of_fragments_draws_every_chart_in_chromium(tmp_path):
 
 # --- architecture-search charts and image grids -------------------------------------------
 
-TRIALS = pd.DataFrame({
+AXIS_TRIALS = pd.DataFrame({
     "number": [0, 1, 2, 3, 4],
     "state": ["COMPLETE", "PRUNED", "COMPLETE", "FAIL", "COMPLETE"],
     "value": [0.81, np.nan, 0.84, np.nan, 0.86],
@@ -687,8 +687,8 @@ def compiled_legends(chart: alt.TopLevelMixin) -> list[dict]:
 def test_search_charts_draw_one_trial_state_legend_named_in_the_language(language):
     """Colour and shape by state once made two "trial state" legends; the states are words of the edition."""
     names = {"en": ["complete", "pruned", "failed"], "ru": ["завершено", "отсечено", "ошибка"]}[language]
-    for chart in (optimization_history(TRIALS, language=language),
-                  parameter_panels(TRIALS, ["n_hidden_layers", "width_1", "learning_rate"], language=language)):  # fmt: skip
+    for chart in (optimization_history(AXIS_TRIALS, language=language),
+                  parameter_panels(AXIS_TRIALS, ["n_hidden_layers", "width_1", "learning_rate"], language=language)):  # fmt: skip
         (legend,) = compiled_legends(chart)
         spec = json.dumps(chart.to_dict(), ensure_ascii=False)
         assert all(f'"{name}"' in spec for name in names) and "COMPLETE" not in spec.replace('"state": "COMPLETE"', "")
@@ -697,7 +697,7 @@ def test_search_charts_draw_one_trial_state_legend_named_in_the_language(languag
 def test_search_parameter_axes_label_the_values_tried():
     """Integers get whole ticks (not 1.5), widths every value tried (not just 32, 64, 512), and the
     learning rate few short labels (they ran together: "0.0010.003")."""
-    chart = parameter_panels(TRIALS, ["n_hidden_layers", "width_1", "learning_rate", "activation"])
+    chart = parameter_panels(AXIS_TRIALS, ["n_hidden_layers", "width_1", "learning_rate", "activation"])
     x = {panel["encoding"]["x"]["field"]: panel["encoding"]["x"] for panel in chart.to_dict()["concat"]}
     assert x["param_n_hidden_layers"]["axis"]["values"] == [1, 2, 3, 4]
     assert x["param_width_1"]["axis"]["values"] == [32, 64, 128, 256, 512]
