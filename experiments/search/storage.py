@@ -73,19 +73,20 @@ def sqlite_file(url: str) -> Path | None:
 
 def without_password(url: str) -> str:
     """``url`` with its password left out (what may be written down: a password comes from PGPASSFILE instead)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return _password_replaced(url, "")
 
 
 def redacted(url: str) -> str:
     """``url`` with its password replaced by ``***``."""
+    return _password_replaced(url, ":***")
+
+
+def _password_replaced(url: str, replacement: str) -> str:
+    """``url`` with ``:<password>`` in its network location replaced by ``replacement``."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    netloc = parts.netloc.replace(f":{parts.password}@", f"{replacement}@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
 
 
