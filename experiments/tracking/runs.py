@@ -130,8 +130,10 @@ def tracked_run(
 
     experiment_id = store.get_or_create_experiment(experiment, mlflow.get_tracking_uri())
     # MLflow's system-metrics monitor says four INFO lines per run (started, no GPU, stopping,
-    # stopped): noise in a suite of many runs. Its warnings still show.
-    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    # stopped): noise in a suite of many runs. Its warnings (it could not reach the server) come
+    # from its thread before the run's own write fails, which the suite reports as the one
+    # `error:` line that names the cause; only its errors still show.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.ERROR)
     name = run_name or (f"{arm}-seed{seed}" if role == "child" else experiment)
     run = None
     try:
