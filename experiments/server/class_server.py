@@ -30,8 +30,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
-from experiments.server import students
+from experiments.server import auth_app, students
 from experiments.server.addresses import bindable, local_address, public_address
 from experiments.server.postgres import DATABASES, STUDENT_PREFIX, Cluster, is_loopback
 from experiments.settings import UserInputError
@@ -147,10 +148,26 @@ def mlflow_command(folder: Path, config: ServerConfig, cluster: Cluster, allowed
         "--host", config.host, "--port", str(config.port), "--workers", str(config.workers),
     ]
     if config.auth:
-        command += ["--app-name", "basic-auth"]
+        command += ["--app-name", auth_app.APP_NAME]
     if allowed_hosts:
         command += ["--allowed-hosts", allowed_hosts]
     return command
+
+
+def check_app_registered() -> None:
+    """The server's app (:mod:`auth_app`) must be registered with MLflow, else one clear error.
+
+    Raises
+    ------
+    UserInputError
+        When this Python's installed metadata lacks the ``mlflow.app`` entry point (an install
+        from before it existed).
+    """
+    from importlib.metadata import entry_points
+
+    if not any(point.name == auth_app.APP_NAME for point in entry_points(group="mlflow.app")):
+        raise UserInputError(f"MLflow does not know the app {auth_app.APP_NAME} in this Python; reinstall "
+                             "this project: pip install -e '.[server]'")
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -194,6 +211,8 @@ def start(folder: Path, *, host: str = "127.0.0.1", port: int | None = None, db_
         raise UserInputError(f"--host {host} serves a network, which needs authentication; drop --no-auth")
     use_auth = bool(auth) or not is_loopback(host)
     password = read_admin_password(admin_password_file) if use_auth else None
+    if use_auth:
+        check_app_registered()
     check_service_user_can_run(as_root)
     config = ServerConfig(
         host=host,
@@ -220,6 +239,7 @@ def start(folder: Path, *, host: str = "127.0.0.1", port: int | None = None, db_
         environment["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(folder, cluster))
         environment[ADMIN_PASSWORD_VARIABLE] = password  # the server's environment only, never a file or argv
         environment["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _flask_secret(folder)  # one key for all workers (CSRF)
+        environment[auth_app.LOCK_VARIABLE] = str(folder / "mlflow-home" / "app-start.lock")
     config.mlflow_pid = _spawn_mlflow(folder, mlflow_command(folder, config, cluster, allowed_hosts), environment,
                                       as_root)
     save_config(folder, config)
@@ -280,16 +300,34 @@ def check_service_user_can_run(as_root: bool) -> None:
 
 
 def _hand_over(folder: Path, user: str) -> None:
-    """What the MLflow server's OS user needs: the server's password file, its auth file, the artifacts."""
-    import shutil
+    """What the MLflow server's OS user needs: the server's password file, its auth file, its HOME, the artifacts.
 
-    (folder / "mlflow-home").mkdir(mode=0o700, exist_ok=True)
-    for path in (folder / "pgpass", folder / "basic_auth.ini", folder / "mlflow-home"):
+    Links are changed themselves, never followed: the server's user could have planted one in
+    its own folders, pointing at a file of root's.
+    """
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    for path in (folder / "pgpass", folder / "basic_auth.ini"):
         if path.exists():
-            shutil.chown(path, user, user)
-    for root, folders, files in os.walk(folder / "artifacts"):
-        for name in [".", *folders, *files]:
-            shutil.chown(os.path.join(root, name), user, user)
+            os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    for top in (folder / "mlflow-home", folder / "artifacts"):
+        for root, folders, files in os.walk(top):
+            for name in [".", *folders, *files]:
+                os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def open_private_log(path: Path) -> TextIO:
+    """``path`` opened for appending, 0600; a link there (planted by someone) is an error, never followed.
+
+    Raises
+    ------
+    OSError
+        ``ELOOP`` when ``path`` is a symbolic link.
+    """
+    log = open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600), "a")
+    os.fchmod(log.fileno(), 0o600)
+    return log
 
 
 def _spawn_mlflow(folder: Path, command: list[str], environment: dict[str, str], as_root: bool = False) -> int:
@@ -299,11 +337,10 @@ def _spawn_mlflow(folder: Path, command: list[str], environment: dict[str, str],
     and handed to the server as its output: the server's user cannot swap it for a link.
     """
     user = service_user(as_root)
+    (folder / "mlflow-home").mkdir(mode=0o700, exist_ok=True)  # the server's HOME and start lock
     if user:
         _hand_over(folder, user)
-    log_path = folder / "logs" / "mlflow.log"
-    with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600), "a") as log:
-        os.fchmod(log.fileno(), 0o600)
+    with open_private_log(folder / "logs" / "mlflow.log") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env={**environment, "HOME": str(folder / "mlflow-home")} if user else environment,
                                    start_new_session=True, cwd=folder / "mlflow-home" if user else folder, user=user, group=user,
