@@ -27,6 +27,7 @@ from experiments.server import class_server, load
 from experiments.server.postgres import DATABASES, Cluster
 from experiments.tracking import liveness
 from reporting.sections import class_view
+from tests import class_permissions, open_python
 from tests.external_tools import requires
 from tests.mlflow_processes import free_port, run_cli
 
@@ -34,6 +35,23 @@ pytestmark = requires("postgresql")
 
 ADMIN_PASSWORD = "teacher-secret-0001"
 STUDENTS = {"alice": "alice-password-01", "bob": "bob-password-0002"}
+
+
+def start_server(folder: Path, admin_file: Path, port: int | None = None) -> class_server.ServerConfig:
+    """``start`` with accounts on loopback; as root, the MLflow server runs as anncore-mlflow.
+
+    When this Python sits where that user cannot go (a venv under /root), ``start`` runs from
+    a copy of it that other users may run (:mod:`tests.open_python`).
+    """
+    if not open_python.needed():
+        return class_server.start(folder, port=port or free_port(), workers=2, auth=True,
+                                  admin_password_file=admin_file)
+    python, environment = open_python.open_python()
+    done = subprocess.run([python, "-m", "experiments.server", "start", "--folder", str(folder), "--port",
+                           str(port or free_port()), "--workers", "2", "--auth", "--admin-password-file",
+                           str(admin_file)], env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return class_server.load_config(folder)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +62,7 @@ def server():
     (folder / "admin.txt").write_text(ADMIN_PASSWORD + "\n")
     root = folder / "server"
     try:
-        # As root the MLflow server runs as anncore-mlflow, unless this Python sits where it cannot
-        # go (a venv under /root): then as root, which the one-line error test covers.
-        config = class_server.start(root, port=free_port(), workers=2, auth=True,
-                                    admin_password_file=folder / "admin.txt",
-                                    as_root=class_server.closed_to_others() is not None)
+        config = start_server(root, folder / "admin.txt")
         added = {name: class_server.add_user(root, name, password, ADMIN_PASSWORD)
                  for name, password in STUDENTS.items()}
         yield {"url": config.url, "folder": root, "config": config, "tmp": folder, "added": added}
@@ -146,10 +160,48 @@ def test_secrets_logs_and_backups_are_closed_to_other_local_users(server, tmp_pa
     # The server's own process: as root it runs as anncore-mlflow, unless this Python is closed to it.
     import psutil
 
-    user = psutil.Process(server["config"].mlflow_pid).username()
-    expected = "root" if os.geteuid() == 0 and class_server.closed_to_others() else (
-        class_server.SERVICE_USER if os.geteuid() == 0 else psutil.Process().username())
-    assert user == expected
+    leader = psutil.Process(server["config"].mlflow_pid)
+    users = {process.username() for process in [leader, *leader.children(recursive=True)]}
+    expected = class_server.SERVICE_USER if os.geteuid() == 0 else psutil.Process().username()
+    assert users == {expected} and len(leader.children(recursive=True)) >= 3  # uvicorn and its 2 workers
+    class_permissions.record("the MLflow server", "run as", expected, f"{len(users)} user for "
+                             f"{1 + len(leader.children(recursive=True))} processes: {', '.join(users)}")
+
+
+def test_a_log_swapped_for_a_link_is_refused_not_followed(tmp_path):
+    target = tmp_path / "precious"
+    target.write_text("kept\n")
+    (tmp_path / "mlflow.log").symlink_to(target)
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        class_server.open_private_log(tmp_path / "mlflow.log")
+    assert target.read_text() == "kept\n"
+    with class_server.open_private_log(tmp_path / "fresh.log") as log:
+        log.write("line\n")
+    assert _mode(tmp_path / "fresh.log") == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="another local user is tried through runuser, as root")
+@pytest.mark.parametrize("what, command", [
+    ("read the server's database password", "cat {folder}/pgpass"),
+    ("read alice's database password", "cat {folder}/students/alice.pgpass"),
+    ("read the MLflow log", "cat {folder}/logs/mlflow.log"),
+    ("list the logs folder", "ls {folder}/logs"),
+    ("plant a link in the logs folder", "ln -s /etc/passwd {folder}/logs/planted"),
+    ("read the admin's session key", "cat {folder}/flask-secret"),
+    ("read the auth configuration", "cat {folder}/basic_auth.ini"),
+    ("read a backup of mlflow_auth", "cat {backup}/mlflow_auth.dump"),
+    ("list the backup", "ls {backup}"),
+])
+def test_another_local_user_reads_no_server_file(server, what, command):
+    backup = server["tmp"] / "backup-for-others"  # beside the server folder, in a folder others may enter
+    if not backup.is_dir():
+        class_server.backup(server["folder"], backup)
+    shell = command.format(folder=server["folder"], backup=backup)
+    done = subprocess.run(["runuser", "-u", "nobody", "--", "sh", "-c", shell], capture_output=True, text=True,
+                          timeout=30)
+    class_permissions.record("another local OS user (`nobody`)", f"{what} (`{shell.split()[0]}`)", "refused",
+                             f"exit {done.returncode}: {done.stderr.strip().split(': ', 1)[-1]}")
+    assert done.returncode != 0 and "Permission denied" in done.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the service user is for a server started as root")
@@ -191,7 +243,12 @@ DATABASE_PERMISSIONS = [
     ("alice", "optuna", "CREATE DATABASE mine", REFUSED),
     ("alice", "optuna", "CREATE ROLE helper LOGIN SUPERUSER", REFUSED),
     ("alice", "optuna", "GRANT anncore TO optuna_alice", REFUSED),
+    ("alice", "optuna", "ALTER TABLE studies ADD COLUMN note text", REFUSED),
     ("alice", "optuna", "SELECT pg_read_file('pg_hba.conf')", REFUSED),
+    ("alice", "optuna", "SELECT rolpassword FROM pg_authid", REFUSED),
+    ("alice", "optuna", "COPY (SELECT 1) TO PROGRAM 'id'", REFUSED),
+    ("alice", "optuna_alice", "GRANT CONNECT ON DATABASE optuna_bob TO optuna_alice", REFUSED),
+    ("alice", "optuna_alice", "GRANT CONNECT ON DATABASE mlflow_auth TO optuna_alice", REFUSED),
 ]
 
 
@@ -204,11 +261,13 @@ def test_a_students_database_password_reaches_only_optuna_data(server, who, data
             if statement:
                 for part in statement.split("; "):
                     connection.execute(part)
-        outcome = "ok"
+        outcome, measured = "ok", "done"
     except psycopg.Error as error:
-        outcome = REFUSED
+        outcome, measured = REFUSED, str(error).strip().splitlines()[0]
         assert re.search(r"permission denied|must be|rejects connection|no pg_hba.conf entry|not allowed|"
                          r"must have|only superusers", str(error)), str(error)
+    class_permissions.record(f"{who}'s `.pgpass` password, psycopg", f"`{statement or 'connect'}` in `{database}`",
+                             expected, measured)
     assert outcome == expected
 
 
@@ -219,9 +278,11 @@ def test_a_students_password_is_no_one_elses(server, role):
 
     password = server["added"]["alice"]["passfile"].read_text().split(":")[-1].strip()
     with pytest.raises(psycopg.OperationalError, match="password authentication failed|rejects connection|"
-                                                       "no pg_hba.conf entry"):
+                                                       "no pg_hba.conf entry") as refused:
         psycopg.connect(host="127.0.0.1", port=server["config"].db_port, user=role, dbname="optuna",
                         password=password, connect_timeout=10)
+    class_permissions.record("alice's `.pgpass` password, psycopg", f"log in as role `{role}`", REFUSED,
+                             str(refused.value).strip().splitlines()[-1])
 
 
 def test_students_share_the_class_study_and_keep_their_own(server, monkeypatch):
@@ -288,9 +349,14 @@ def test_add_user_refuses_a_name_that_cannot_be_a_role_and_takes_back_squatted_n
         assert admin.get_experiment(squatted).name == f"anncore-simple_ann/carol.taken-{squatted}"
         mine = admin.get_experiment_by_name("anncore-simple_ann/carol").experiment_id
         assert admin.get_registered_model("anncore-fashion-mnist-carol").name
+    class_permissions.record("bob, MLflow client", "squat `anncore-simple_ann/carol` and `anncore-fashion-mnist-carol` "
+                             "before carol's account exists", "harmless", "created (HTTP 200); `add-user carol` "
+                             f"renamed them to `….taken-{squatted}` / `….taken-<hex>` and made carol's own")
     with logged_in(monkeypatch, "bob"):
-        with pytest.raises(MlflowException, match="403|PERMISSION_DENIED"):
+        with pytest.raises(MlflowException, match="403|PERMISSION_DENIED") as refused:
             client(server["url"]).create_run(mine)
+        class_permissions.record("bob, MLflow client", "create a run in carol's claimed experiment", "HTTP 403",
+                                 "HTTP 403" if "403" in str(refused.value) else "PERMISSION_DENIED")
         with pytest.raises(MlflowException, match="403|PERMISSION_DENIED"):
             client(server["url"]).set_registered_model_alias("anncore-fashion-mnist-carol", "champion", "1")
     with logged_in(monkeypatch, "carol", "carol-password-001"):
@@ -393,6 +459,50 @@ def test_students_change_only_their_own_runs_and_the_admin_any(server, monkeypat
         teacher.delete_run(run_id)
         assert teacher.get_run(run_id).info.lifecycle_stage == "deleted"
         teacher.restore_run(run_id)
+
+
+@pytest.fixture(scope="module")
+def alices_things(server) -> dict[str, str]:
+    """Alice's run, experiment, model version with @champion, and one run of bob's own, made through REST."""
+    api = f"{server['url']}/api/2.0/mlflow"
+
+    def call(who: str, path: str, body: dict) -> dict:
+        response = requests.post(f"{api}/{path}", json=body, auth=(who, STUDENTS[who]), timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def experiment(who: str) -> str:
+        response = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": f"anncore-simple_ann/{who}"},
+                                auth=(who, STUDENTS[who]), timeout=30)
+        return response.json()["experiment"]["experiment_id"]
+
+    alices = experiment("alice")
+    info = call("alice", "runs/create", {"experiment_id": alices})["run"]["info"]
+    run, model = info["run_id"], "anncore-fashion-mnist-alice"
+    version = call("alice", "model-versions/create", {"name": model, "source": f"{info['artifact_uri']}/model",
+                                                      "run_id": run})["model_version"]["version"]
+    call("alice", "registered-models/alias", {"name": model, "alias": "champion", "version": version})
+    own_run = call("bob", "runs/create", {"experiment_id": experiment("bob")})["run"]["info"]["run_id"]
+    return {"run": run, "experiment": alices, "model": model, "version": version, "own_run": own_run}
+
+
+@pytest.mark.parametrize("what, who, method, path, body, expected", class_permissions.REST_ATTEMPTS,
+                         ids=[row[0] for row in class_permissions.REST_ATTEMPTS])
+def test_what_another_student_may_do_through_mlflow(server, alices_things, what, who, method, path, body, expected):
+    """Each row: one REST call as bob (or nobody, or a wrong password) and the HTTP status it gets."""
+    filled = class_permissions.fill(body, alices_things)
+    auth = None if who is None else ("bob", "not-bobs-password") if who == "wrong" else (who, STUDENTS[who])
+    where = "params" if method == "GET" else "json"  # as MLflow's own client sends them
+    response = requests.request(method, f"{server['url']}{path}", auth=auth, timeout=30, **{where: filled})
+    account = {None: "nobody (no credentials)", "wrong": "bob with a wrong password"}.get(who, who)
+    class_permissions.record(f"{account}, MLflow REST", f"{what} (`{method} {path.split('/mlflow/')[1]}`)",
+                             f"HTTP {expected}", f"HTTP {response.status_code}")
+    assert response.status_code == expected, response.text[:300]
+    if what.startswith("point alice's") or what.startswith("delete alice's @"):
+        version = requests.get(f"{server['url']}{class_permissions.API}/registered-models/alias", timeout=30,
+                               params={"name": alices_things["model"], "alias": "champion"},
+                               auth=("alice", STUDENTS["alice"])).json()["model_version"]["version"]
+        assert version == alices_things["version"]  # still where alice put it
 
 
 # --- load ---------------------------------------------------------------------------------------
@@ -527,6 +637,9 @@ def test_cleanup_by_a_student_ends_their_ghosts_and_lists_the_others(server, mon
                        "(HTTP 403); its owner or the teacher can end it\n")
         assert f"marked KILLED: run {ghosts['bob']} (anncore-baseline/bob)" in out
         assert out.splitlines()[-1] == "1 ghost run(s) ended, 1 left to their owners"
+        class_permissions.record("bob, `python -m experiments cleanup`", "end alice's and his own ghost runs",
+                                 "his ended, alice's listed, exit 1",
+                                 f"exit {status}; {out.splitlines()[-1]}; stderr: {err.split(':', 1)[0]}: … (HTTP 403)")
         assert client(url).get_run(ghosts["bob"]).info.status == "KILLED"
         assert client(url).get_run(ghosts["alice"]).info.status == "RUNNING"
     with logged_in(monkeypatch, "alice"):
@@ -536,6 +649,45 @@ def test_cleanup_by_a_student_ends_their_ghosts_and_lists_the_others(server, mon
 
 
 # --- faults ---------------------------------------------------------------------------------------
+
+def test_while_the_database_is_down_5xx_answers_carry_no_database_detail(server, alices_things):
+    """Students get a generic message; the server's log keeps PostgreSQL's text (host, port)."""
+    url, port = server["url"], server["config"].db_port
+    log = server["folder"] / "logs" / "mlflow.log"
+    already = log.stat().st_size
+    calls = [("GET", "runs/get", {"run_id": alices_things["run"]}),
+             ("POST", "runs/log-metric", {"run_id": alices_things["own_run"], "key": "x", "value": 1.0,
+                                          "timestamp": 0, "step": 0}),
+             ("POST", "experiments/search", {"max_results": 1})]
+    cluster = Cluster(server["folder"], port)
+    answers = []
+    cluster.stop()
+    try:
+        for who, password in (("bob", STUDENTS["bob"]), ("admin", ADMIN_PASSWORD)):
+            for method, path, body in calls:
+                where = "params" if method == "GET" else "json"
+                response = requests.request(method, f"{url}/api/2.0/mlflow/{path}", auth=(who, password),
+                                            timeout=60, **{where: body})
+                answers.append((who, path, response.status_code, response.text))
+    finally:
+        cluster.start()
+    failed = [answer for answer in answers if answer[2] >= 500]
+    assert failed, [answer[:3] for answer in answers]
+    for who, path, status, text in failed:
+        assert not re.search(rf"127\.0\.0\.1|{port}|psycopg|connection|postgres|sqlalchemy", text, re.I), text
+    written = log.read_bytes()[already:].decode(errors="replace")
+    assert f"port {port}" in written and "anncore: HTTP 5" in written and "psycopg" in written.lower()
+    class_permissions.record("bob, MLflow REST, database stopped", "read a 5xx body for details",
+                             "no host, port or driver text", f"HTTP {sorted({a[2] for a in failed})}, "
+                             f"`{json_code(failed[0][3])}`, \"the tracking server could not answer …\"; "
+                             f"the log has `port {port}` and psycopg's text")
+
+
+def json_code(text: str) -> str:
+    import json
+
+    return json.loads(text)["error_code"]
+
 
 def test_the_database_restarting_mid_suite_leaves_no_run_running(server, monkeypatch, tiny_fashion_root, tmp_path):
     url, folder = server["url"], server["folder"]
@@ -625,9 +777,29 @@ def test_two_students_run_the_whole_suite_at_once_into_their_own_names(server, t
             assert rows.loc[name, "champion_test_acc"] == champion.data.metrics["final_test_acc"]
             assert rows.loc[name, "champion_architecture"] == champion.data.params["architecture"]
             assert rows.loc[name, "baseline_architecture"] == baseline.data.params["architecture"]
+        class_permissions.record("alice and bob at once", "`run all --quick` with the sweep on a fresh server",
+                                 "every run FINISHED, in their own names", "exit 0 both; every run FINISHED in "
+                                 "`anncore-*/alice` and `anncore-*/bob`, their own models' aliases and studies")
         patch.setenv("MLFLOW_TRACKING_URI", url)
         section = class_view.class_section().data
         assert section.startswith("# The class\n") and all(f"| {name} | " in section for name in STUDENTS)
+
+
+def stderr_lines_timed(process: subprocess.Popen):
+    """A started thread reading ``process``'s stderr; its ``seen`` holds (monotonic time, line) pairs."""
+    import threading
+
+    class Reader(threading.Thread):
+        seen: list[tuple[float, str]] = []
+
+        def run(self) -> None:
+            for line in process.stderr:
+                self.seen.append((time.monotonic(), line))
+
+    reader = Reader(daemon=True)
+    reader.seen = []
+    reader.start()
+    return reader
 
 
 def test_the_server_gone_mid_run_is_an_error_line_within_seconds_and_cleanup_ends_the_run_later(
@@ -637,20 +809,25 @@ def test_the_server_gone_mid_run_is_an_error_line_within_seconds_and_cleanup_end
     try:
         with logged_in(monkeypatch, "alice"):
             run = wait_for_epochs(url, "anncore-baseline/alice", process)
+        lines = stderr_lines_timed(process)
+        stopping = time.monotonic()  # SIGTERM: uvicorn stops accepting, its workers finish and exit
         class_server._stop_mlflow(class_server.load_config(folder).mlflow_pid)
-        stopped = time.monotonic()  # from here nothing answers
-        _, err = process.communicate(timeout=120)
-        waited = time.monotonic() - stopped
+        stop_s = time.monotonic() - stopping
+        process.wait(timeout=120)
+        lines.join(timeout=30)
+        err = "".join(line for _, line in lines.seen)
+        waited = next((when for when, line in lines.seen if line.startswith("error:")), math.inf) - stopping
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     # The server is back before anything is asserted: the module's later tests share it.
-    class_server.start(folder, port=server["config"].port, workers=2, auth=True,
-                       admin_password_file=server["tmp"] / "admin.txt",
-                       as_root=class_server.closed_to_others() is not None)
-    print(f"error line {waited:.1f} s after the MLflow server stopped")
-    assert waited < 20.0  # a bound on a hang (README says 10 s; measured figures in the report)
+    start_server(folder, server["tmp"] / "admin.txt", server["config"].port)
+    print(f"error line {waited:.1f} s after the MLflow server was told to stop (its stop took {stop_s:.1f} s)")
+    class_permissions.record("alice's suite, MLflow server stopped mid-run", "say so", "an `error:` line within 10 s",
+                             f"`error:` line {waited:.1f} s after the server's SIGTERM (stop took {stop_s:.1f} s), "
+                             f"exit {process.returncode}")
+    assert waited < 10.0  # README's promise: the next write (at most 5 s later) fails after two quick retries
     assert process.returncode == 1 and "Traceback" not in err
     assert err.startswith("error: experiment baseline failed: "), err
     with logged_in(monkeypatch, "alice"):
@@ -712,3 +889,9 @@ def test_backup_stop_down_server_error_and_restore(server, monkeypatch, tmp_path
         cluster.stop()
     assert restored == kept and "anncore-after-backup" not in names and after_backup
     assert users == kept_users and {"admin", *accounts} <= users
+
+
+def test_the_measured_permission_table_prints():
+    """The rows the tests above measured, as Markdown (``-s`` shows it; ``$ANNCORE_PERMISSION_TABLE`` keeps it)."""
+    table = class_permissions.write_table()
+    assert table.count("\n") == len(class_permissions.MEASURED) + 2
