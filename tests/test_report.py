@@ -24,7 +24,7 @@ from anncore.worked_examples import WORKED_EXAMPLES, notebook_discrepancies
 from experiments.studies import EXPERIMENT_NAMES
 from reporting.store import run_command
 from reporting.study_findings import display_name
-from tests.qmd_notebook import cells_by_label, expand_includes, outputs_of
+from tests.qmd_notebook import cells_by_label, expand_includes, outputs_of, select_content
 from tests.external_tools import find, require, requires
 from tests.report_runs import execute_report, run_experiments
 from tests.quarto_formats import (
@@ -568,3 +568,20 @@ def test_quarto_project_formats() -> None:
     assert html["format-links"] is False and "[index.pdf](index.pdf)" in INDEX.read_text()
     assert (REPORT / html["css"]).is_file()
     assert config["project"]["render"] == ["index.qmd"]
+
+
+# Every chunk that draws an image in the PDF (a chart or a run's PNG).
+IMAGE_CELLS = (*CHART_CELLS, "baseline-samples")
+
+
+@pytest.mark.parametrize("path", sorted(REPORT.glob("_*.qmd")), ids=lambda p: p.name)
+def test_no_image_chunk_comes_right_under_a_heading(path: Path) -> None:
+    """A heading keeps only a few lines of room under it (index.qmd's heading rule): a chart right
+    under it that did not fit moved alone to the next page and left the heading at the page's
+    foot. Each image chunk has a sentence of prose between it and its heading, in both editions."""
+    for profiles in (set(), {"ru"}):
+        blocks = select_content(pandoc_json(path.read_text()), profiles, "typst")["blocks"]
+        for before, block in zip(blocks, blocks[1:]):
+            label = re.match(r"#\| label: ([a-z0-9-]+)", block["c"][1]) if block["t"] == "CodeBlock" else None
+            if label and label.group(1) in IMAGE_CELLS:
+                assert before["t"] != "Header", (sorted(profiles), label.group(1))

@@ -199,7 +199,7 @@ def test_russian_numbers_use_a_decimal_comma_and_keep_their_units(full_report_ru
     """Russian typography: ``0,54`` (``0{,}54`` in formulas), and ``10,5 с`` never split at a line end."""
     text = "\n".join(markdown_outputs(full_report_ru))
     prose = without_code(text)
-    points = re.findall(r".{0,20}(?<![\w.])(?<!TO-DO )\d+\.\d+(?![\w]|\.\d).{0,20}", prose)
+    points = re.findall(r".{0,20}(?<![\w.])(?<!TO-DO )\d+\.\d+(?=e[-+]?\d|(?![\w]|\.\d)).{0,20}", prose)  # 1.4e-10 too
     assert not points and re.search(r"\d,\d", prose), points[:10]
     formulas = re.sub(r"^(`{3,})\{?=?[\w.]*\}?\n.*?^\1\s*$|`[^`\n]*`", "", text, flags=re.S | re.M)  # less code
     maths = re.findall(r"\$\$.*?\$\$|\$[^$\n]+\$", formulas, re.S)
@@ -291,11 +291,26 @@ def test_each_qmd_has_both_languages_with_the_mathematics_shared(path: Path) -> 
     en, ru = (select_content(document, profiles, "html") for profiles in (set(), {"ru"}))
     for kind in ("Header", "CodeBlock", "Table"):
         assert len(walk(en, kind)) == len(walk(ru, kind)), kind
-    math = [collections.Counter(json.dumps(m["c"]) for m in walk(doc, "Math")) for doc in (en, ru)]
+    # The same formulas, but for the decimal mark: Russian writes 0{,}01 where English writes 0.01.
+    math = [collections.Counter(json.dumps(m["c"]).replace("{,}", ".") for m in walk(doc, "Math")) for doc in (en, ru)]
     assert math[0] == math[1], {"only in English": math[0] - math[1], "only in Russian": math[1] - math[0]}
     ru_text = pypandoc.convert_text(json.dumps({**ru, "blocks": [b for b in ru["blocks"] if b["t"] != "CodeBlock"]}), "plain", format="json", extra_args=["--wrap=none"])
     assert CYRILLIC.search(ru_text), path.name
     assert not ENGLISH_RUN.findall(without_code(ru_text)), ENGLISH_RUN.findall(without_code(ru_text))[:10]
+
+
+@pytest.mark.parametrize("path", sorted(REPORT.glob("*.qmd")), ids=lambda p: p.name)
+def test_russian_prose_of_each_qmd_writes_decimal_commas(path: Path) -> None:
+    """The .qmd's own Russian prose is typed, not passed through reporting.typography: its numbers
+    are written ``0,1`` in text and ``0{,}01`` in formulas (a bare comma in TeX is followed by a space)."""
+    _meta, body = split_front_matter(path.read_text())
+    ru = select_content(pandoc_ast(body), {"ru"}, "html")
+    text = pypandoc.convert_text(json.dumps({**ru, "blocks": [b for b in ru["blocks"] if b["t"] != "CodeBlock"]}),
+                                 "markdown", format="json", extra_args=["--wrap=none"])  # fmt: skip
+    text = re.sub(r"<!--.*?-->|TO-DO \d+\.\d+(?: и \d+\.\d+)*", "", text, flags=re.S)  # comments, task numbers
+    points = re.findall(r".{0,20}(?<![\w.])\d+\.\d+(?![\w]|\.\d).{0,20}", without_code(text))
+    maths = [m["c"][1] for m in walk(ru, "Math") if re.search(r"\d\.\d", m["c"][1])]
+    assert not points and not maths, (points, maths)
 
 
 def test_ru_profile_config() -> None:

@@ -8,6 +8,8 @@ import io
 import json
 import re
 import struct
+import subprocess
+from pathlib import Path
 
 import altair as alt
 import pandas as pd
@@ -16,6 +18,7 @@ import pytest
 from PIL import Image
 
 from experiments.charts.export import to_png
+from tests.external_tools import requires
 from reporting.display import (
     BREAKABLE_TABLE_ROWS, COLUMN_WIDTH_PX, MAX_IMAGE_HEIGHT_PT, ChartOutput, Outputs, VegaScripts, flags_as_code, markdown_table, png_image, raw_block,
 )
@@ -157,3 +160,66 @@ def test_only_a_long_table_may_break_across_pdf_pages() -> None:
     typst = [pypandoc.convert_text(markdown_table(frame, "Rows", "rows"), "typst", format="markdown") for frame in (long, short)]
     assert "#show figure: set block(breakable: true)" in typst[0] and "caption: [Rows]" in typst[0]
     assert "breakable" not in typst[1] and "caption: [Rows]" in typst[1]
+
+
+# --- the PDF's page layout, compiled by typst ----------------------------------------------
+
+INDEX = Path(__file__).resolve().parent.parent / "report" / "index.qmd"
+
+
+def index_typst_rules() -> str:
+    """The raw Typst block of ``report/index.qmd`` (the PDF's table, equation and heading rules)."""
+    (block,) = re.findall(r"^```\{=typst\}\n(.*?)^```$", INDEX.read_text(), re.S | re.M)
+    return block
+
+
+def compiled_pages(typ: str, folder: Path) -> list[str]:
+    """``typ`` compiled by the venv's typst in ``folder`` (A4, 2 cm margins): each page's text."""
+    import typst
+
+    source = folder / "doc.typ"
+    source.write_text('#set page(paper: "a4", margin: (x: 2cm, y: 2cm))\n' + typ)
+    _, warnings = typst.compile_with_warnings(str(source), output=str(folder / "doc.pdf"), root=str(folder))
+    assert not warnings, warnings  # the fitted image's context converges
+    text = subprocess.run(["pdftotext", "-layout", str(folder / "doc.pdf"), "-"], capture_output=True, text=True, check=True)
+    return text.stdout.split("\f")[:-1]
+
+
+@requires("pdftotext")
+@pytest.mark.parametrize(("space_above_pt", "stays"), [(430, True), (560, False)])
+def test_an_image_shrinks_to_fit_the_rest_of_its_page_or_moves_whole(tmp_path, monkeypatch, space_above_pt: int, stays: bool) -> None:
+    """A 280 pt chart with room for 70 % of it under the text above is set smaller on that page
+    (it moved whole and left a third of the page blank); with room for under 60 % it moves whole
+    to the next page at its size, and the text above stays."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUARTO_PROFILE", raising=False)
+    buffer = io.BytesIO()
+    Image.new("RGB", (800, 600), "steelblue").save(buffer, format="PNG")
+    bundle = png_image(buffer.getvalue(), "wide", "A chart")._repr_mimebundle_()
+    (typst_code,) = [b["c"][1] for b in json.loads(pypandoc.convert_text(bundle["text/markdown"], "json", format="markdown"))["blocks"]
+                     if b["c"][0] == "typst"]  # fmt: skip
+    assert "#block(height: 0pt" in typst_code and "locate(<fit-_chart_images-default-wide>)" in typst_code
+    pages = compiled_pages(f"#v({space_above_pt}pt)\nText above.\n\n{typst_code}\nSource: run abcd1234.\n", tmp_path)
+    sizes = [float(w) for w in re.findall(r"width: ([\d.]+)pt", typst_code)]
+    assert "Text above." in pages[0] and sizes == []  # the width is computed in Typst
+    assert ("Source: run abcd1234." in pages[0]) == stays and len(pages) == (1 if stays else 2)
+
+
+@requires("pdftotext")
+def test_a_long_table_repeats_its_header_and_keeps_its_caption_with_its_rows(tmp_path) -> None:
+    """Under index.qmd's rules a breakable table's caption (set above it) never ends a page alone,
+    its header row repeats on the next page, and no row is split between two pages; table text is
+    ragged right and unhyphenated."""
+    rules = index_typst_rules()
+    assert "#set table.cell(breakable: false)" in rules and "hyphenate: false" in rules and "justify: false" in rules
+    rows = BREAKABLE_TABLE_ROWS * 3
+    frame = pd.DataFrame({"#": [str(i) for i in range(rows)], "what": [f"row {i} " + ("long " * 300 if i == 5 else "text " * 3) for i in range(rows)]})
+    table = pypandoc.convert_text(markdown_table(frame, "Long rows", "long"), "typst", format="markdown")
+    for space_above_pt in (480, 600, 660, 676):  # row 5 would straddle pages 1-2; the caption would fit alone
+        # pandoc's and Quarto's templates set a table's caption above it
+        top = "#show figure.where(kind: table): set figure.caption(position: top)\n"
+        pages = compiled_pages(top + rules + f"\n#v({space_above_pt}pt)\nText above.\n\n" + table, tmp_path)
+        first = [line.strip() for line in pages[0].splitlines() if line.strip()]
+        assert not first[-1].startswith("Table 1"), (space_above_pt, first[-3:])
+        assert sum(page.count("what") for page in pages) == len([p for p in pages if "row" in p]) > 1  # the header on every page
+        assert [page.count("long") for page in pages if "long" in page] == [300]  # row 5 on one page

@@ -11,6 +11,7 @@ from reporting.typography import localized, use_edition_typography
 SAMPLE = (
     "| -2 | -0.864665 | 0.6 * (-0.0282) = -0.01692 | 784-128-10 | 2026-12-04 | [-5, 5] |\n\n"
     "Trained in 10.5 s (python 3.11.7, TO-DO 4.1), `--lr 0.001 --seeds -1`: $a = 0.5 - 0.25$.\n\n"
+    "| relu | 1.4e-10 | 1e-06 | e2.5 |\n\n"
     "```{=typst}\n#image(width: 12.5pt)\n```\n"
 )
 
@@ -28,6 +29,7 @@ def test_russian_writes_decimal_commas_and_joins_units() -> None:
     assert "| −2 | −0,864665 | 0,6 × (−0,0282) = −0,01692 |" in text
     assert "10,5\u00a0с" in text and "python 3.11.7" in text and "TO-DO 4.1" in text
     assert "$a = 0{,}5 - 0{,}25$" in text  # in TeX a bare comma is punctuation, spaced
+    assert "| relu | 1,4e-10 | 1e-06 | e2.5 |" in text  # scientific notation too
     assert "`--lr 0.001 --seeds -1`" in text and "width: 12.5pt" in text
 
 

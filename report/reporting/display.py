@@ -48,6 +48,10 @@ COLUMN_WIDTH_PX = 720
 CHART_ID_PREFIX = "chart-"
 # The tallest an image is set in the PDF: under 40 % of A4's text height with 2 cm margins (728 pt).
 MAX_IMAGE_HEIGHT_PT = 280
+# An image shrinks to fit the rest of its page when that holds at least this share of its height
+# (:func:`typst_image`), keeping this much room for the spacing above it and the source line under it.
+MIN_FIT_SHARE = 0.6
+IMAGE_CAPTION_ROOM = "3.8em"
 # A table's label (and HTML element id) begins with this: Quarto's cross-reference prefix for tables.
 TABLE_ID_PREFIX = "tbl-"
 
@@ -144,14 +148,40 @@ def write_image(name: str, png: bytes) -> Path:
 
 def typst_image(path: Path, width_px: float, height_px: float, alt_text: str) -> str:
     """Typst code placing an image of ``width_px`` x ``height_px`` CSS pixels at that size, shrunk
-    to the text width and to :data:`MAX_IMAGE_HEIGHT_PT`.
+    to the text width and to :data:`MAX_IMAGE_HEIGHT_PT`, and shrunk further to fit the rest of
+    the page where it stands.
 
-    The height cap keeps an image to about half a page: a taller one that did not fit under its
-    heading moved to the next page and left most of this one blank.
+    The height cap keeps an image to under half a page. Still, an image that did not fit under
+    its heading moved whole to the next page and left a third of this one blank. Where the room
+    left on the page holds at least :data:`MIN_FIT_SHARE` of the image's height, the image is set
+    at that height instead. The room is measured from an invisible marker (a labelled
+    ``metadata``, named after the image's file, unique as the file is) set just before the image:
+    the page's height less its bottom margin, the marker's position and
+    :data:`IMAGE_CAPTION_ROOM`. (Measured at the image itself, an image that first moved to the
+    next page would find room enough there and never come back.) Typst 0.14 and 0.15 both
+    converge on it.
     """
     width_pt = min(width_px * PT_PER_PX, MAX_IMAGE_HEIGHT_PT * width_px / height_px)
-    image = f"image({typst_string(path.as_posix())}, width: calc.min(size.width, {width_pt:.1f}pt), alt: {typst_string(alt_text)})"
-    return f"#block(layout(size => {image}))"
+    ratio = height_px / width_px
+    marker = "fit-" + re.sub(r"[^A-Za-z0-9_-]+", "-", path.with_suffix("").as_posix())
+    image = f"image({typst_string(path.as_posix())}, width: fitted, alt: {typst_string(alt_text)})"
+    return (
+        f"#block(height: 0pt, above: 0pt, below: 0pt)[#metadata(none) <{marker}>]\n"
+        "#block(width: 100%, layout(size => context {\n"
+        f"  let width = calc.min(size.width, {width_pt:.1f}pt)\n"
+        "  let margin = if type(page.margin) == dictionary {\n"
+        '    page.margin.at("bottom", default: page.margin.at("y", default: page.margin.at("rest", default: auto)))\n'
+        "  } else { page.margin }\n"
+        "  let short-side = calc.min(page.width, page.height)\n"
+        "  let bottom = if margin == auto { 2.5 / 21 * short-side } else if type(margin) == relative {\n"
+        "    margin.length.to-absolute() + margin.ratio * short-side\n"
+        "  } else { margin.to-absolute() }\n"
+        f"  let room = page.height - bottom - locate(<{marker}>).position().y - ({IMAGE_CAPTION_ROOM}).to-absolute()\n"
+        f"  let fits = room < width * {ratio:.4f} and room >= {MIN_FIT_SHARE} * width * {ratio:.4f}\n"
+        f"  let fitted = if fits {{ room / {ratio:.4f} }} else {{ width }}\n"
+        f"  {image}\n"
+        "}))"
+    )
 
 
 @dataclass(frozen=True)

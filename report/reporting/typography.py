@@ -24,8 +24,9 @@ DECIMAL_COMMA = {"ru"}
 # A fenced block (code or raw ``{=html}``), an inline code span, display or inline math.
 _PROTECTED = re.compile(r"(^(`{3,}|~{3,})[^\n]*\n.*?^\2[ \t]*$|`+[^`]*?`+)", re.S | re.M)
 _MATH = re.compile(r"(\$\$.*?\$\$|(?<![\\$])\$[^$\n]+?\$)", re.S)
-# A decimal number: digits, a point, digits, not part of a dotted version (3.11.7), a word, or a task number.
-_DECIMAL = re.compile(r"(?<![\w.])(?<!TO-DO )([-−]?\d+)\.(\d+)(?![\w]|\.\d)")
+# A decimal number: digits, a point, digits, not part of a dotted version (3.11.7), a word, or a task
+# number; one in scientific notation (1.4e-10) counts.
+_DECIMAL = re.compile(r"(?<![\w.])(?<!TO-DO )([-−]?\d+)\.(\d+)(?=e[-+−]?\d|(?![\w]|\.\d))")
 # A hyphen used as a minus sign (before a digit, not inside a word, range or date), and ``*`` as times.
 _MINUS = re.compile(r"(?<![\w.\-−])-(?=\d)")
 _TIMES = re.compile(r"(?<=[\w)]) \* (?=[\w(−-])")
