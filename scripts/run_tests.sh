@@ -24,4 +24,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     # Still missing (no right to install, or apt-get failed): one line, then the tests run anyway.
     .venv/bin/python -m tests.external_tools skip-note
 fi
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist): each test module runs whole on one worker, and the modules sharing the
+# session's suite and report run together (tests/conftest.py). ANNCORE_TEST_WORKERS=0 runs in one process.
+exec .venv/bin/python -m pytest -n "${ANNCORE_TEST_WORKERS:-2}" --dist loadgroup "$@"

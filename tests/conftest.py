@@ -10,17 +10,36 @@ import pytest
 
 from tests.idx_files import write_fashion_mnist
 
+pytest_plugins = ("pytester",)  # tests/test_worker_groups.py collects a session of its own
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip the tests marked ``cuda`` on a machine without CUDA (``scripts/gpu_check.sh`` runs them on one)."""
     import torch
 
+    _group_for_workers(items)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
     for item in items:
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
+
+
+# The session fixtures below that run the suite or execute the report. Under pytest-xdist
+# (scripts/run_tests.sh runs ``-n 2 --dist loadgroup``) each worker would build its own copy, so
+# every module that uses one of them joins one group and runs on one worker.
+SESSION_RUNS = frozenset({"suite_0_1", "full_store", "full_report", "full_report_ru"})
+
+
+def _group_for_workers(items: list[pytest.Item]) -> None:
+    """Give each test an ``xdist_group``: its module's name, or ``session-runs`` for every module that
+    uses a fixture of ``SESSION_RUNS``. A module stays on one worker, so its module-scoped fixtures
+    (a PostgreSQL cluster, a tracking server, a sweep) are built once, as in a plain run."""
+    sharing = {item.path for item in items if SESSION_RUNS & set(getattr(item, "fixturenames", ()))}
+    for item in items:
+        group = "session-runs" if item.path in sharing else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

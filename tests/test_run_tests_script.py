@@ -73,8 +73,15 @@ def test_with_every_tool_present_nothing_is_installed_and_pytest_gets_the_argume
     status, output, calls = tests_script("-x", "tests/test_cli.py", uid=1000)
     assert status == 0, output
     assert [call[0] for call in calls] == ["setup", "python", "python"]  # setup, the tools' check, pytest
-    assert calls[-1][1:-1] == ["-m", "pytest", "-x", "tests/test_cli.py"]
+    # two pytest-xdist workers, grouped by tests/conftest.py; the caller's arguments come last and win
+    assert calls[-1][1:-1] == ["-m", "pytest", "-n", "2", "--dist", "loadgroup", "-x", "tests/test_cli.py"]
     assert "skipped" not in output
+
+
+def test_anncore_test_workers_sets_the_number_of_workers(tests_script):
+    status, output, calls = tests_script("tests/test_cli.py", uid=1000, ANNCORE_TEST_WORKERS="0")
+    assert status == 0, output
+    assert calls[-1][1:-1] == ["-m", "pytest", "-n", "0", "--dist", "loadgroup", "tests/test_cli.py"]
 
 
 @pytest.mark.parametrize("sudo", [False, True])
