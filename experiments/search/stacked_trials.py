@@ -169,7 +169,9 @@ def run_group(study: optuna.Study, storage: BaseStorage, size: int, study_name: 
     optuna.storages.fail_stale_trials(study)  # as study.optimize does before each trial
     members = ask_group(study, size)
     writer = bulk_runs.RunsWriter()
-    with liveness.heartbeat_thread(_Heartbeat(storage, members, writer), HEARTBEAT_INTERVAL_S):
+    beat = _Heartbeat(storage, members, writer)
+    beat()  # a first heartbeat at once: only a trial that has one can be found stale if this worker dies
+    with liveness.heartbeat_thread(beat, HEARTBEAT_INTERVAL_S):
         try:
             models, configs = _build(members, settings, epochs)
             params = [member_runs.member_params(settings, member, model, config, data, split)
