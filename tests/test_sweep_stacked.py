@@ -328,3 +328,61 @@ def test_a_killed_stacked_worker_leaves_its_trials_failed(tiny_fashion_root, tmp
     for number in (0, 1):
         assert runs[number].info.status == "KILLED" and runs[number].data.tags["anncore.trial_state"] == "FAIL"
     assert runs[2].info.status == "FINISHED" and runs[2].data.tags["anncore.stack_size"] == "1"
+
+
+def test_the_runs_writer_sends_each_run_in_calls_within_mlflows_limits(tmp_path) -> None:
+    """2,500 metrics and 150 params of one run go out in three log_batch calls (MLflow takes at most 1,000
+    metrics and 100 params per call), and only once written are they dropped; another run's wait for it."""
+    from experiments.tracking import bulk_runs, store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store.connect(uri)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("anncore-bulk")
+    first, second = bulk_runs.create_runs(experiment, [("a", {"anncore.role": "child"}), ("b", {})])
+    writer = bulk_runs.RunsWriter(flush_every_s=3600)
+    writer.add(first, params={f"p{i}": i for i in range(150)}, metrics={f"m{i}": i for i in range(500)}, step=1)
+    for step in range(2, 6):
+        writer.add(first, metrics={f"m{i}": i * step for i in range(500)}, step=step)
+    writer.add(second, metrics={"loss": 0.5}, step=1)
+    assert not writer.due()
+    writer.flush([first])
+    run = client.get_run(first)
+    assert len(run.data.params) == 150 and len(run.data.metrics) == 500
+    assert [m.step for m in client.get_metric_history(first, "m7")] == [1, 2, 3, 4, 5]
+    assert run.data.tags["anncore.heartbeat"] and run.data.tags["anncore.role"] == "child"
+    assert client.get_run(second).data.metrics == {}  # not written yet
+    writer.flush()
+    assert client.get_run(second).data.metrics == {"loss": 0.5}
+    bulk_runs.end_runs({first: "FINISHED", second: "KILLED"})
+    assert [client.get_run(r).info.status for r in (first, second)] == ["FINISHED", "KILLED"]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_the_stack_heartbeat_beats_for_live_trials_and_quiet_runs_only(tmp_path) -> None:
+    """One beat: an Optuna heartbeat for every live member's trial (so a dead worker's trials become stale) and
+    the MLflow heartbeat tag of the live runs not written for RUN_HEARTBEAT_EVERY_S, none for the others."""
+    from experiments.search import member_runs, storage
+    from experiments.tracking import bulk_runs, store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store.connect(uri)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("anncore-beat")
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.create_study(storage=opened, study_name="beat")
+    members = [member_runs.Member(study.ask(), {}) for _ in range(3)]
+    ids = bulk_runs.create_runs(experiment, [(f"m{i}", {liveness.HEARTBEAT_TAG: "1"}) for i in range(3)])
+    writer = bulk_runs.RunsWriter()
+    for member, run_id in zip(members, ids):
+        member.run_id = run_id
+        writer.add(run_id)
+    writer.last_run_write[ids[0]] -= stacked_trials.RUN_HEARTBEAT_EVERY_S + 1  # quiet for too long
+    writer.last_run_write[ids[2]] -= stacked_trials.RUN_HEARTBEAT_EVERY_S + 1
+    members[2].done = True  # left the stack
+    stacked_trials._Heartbeat(opened, members, writer)()
+    beats = [client.get_run(run_id).data.tags[liveness.HEARTBEAT_TAG] for run_id in ids]
+    assert beats[0] != "1" and beats[1] == "1" and beats[2] == "1"
+    time.sleep(GRACE_PERIOD_S + 1)
+    optuna.storages.fail_stale_trials(study)  # as the next worker does: only trials with a heartbeat can be stale
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "FAIL", "RUNNING"]
