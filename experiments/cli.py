@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from experiments.arguments import OneLineArgumentParser, integer, ranged_float, ranged_int
+from experiments.search import batching
 from experiments.search import plan as search_plan
 from experiments.search import storage as search_storage
 from experiments.settings import CustomOptions, Invocation, RunSettings, SweepOptions
@@ -30,6 +31,8 @@ MAX_WORKERS = 64
 positive_int = ranged_int(1, MAX_EPOCHS, f"accepted: an integer from 1 to {MAX_EPOCHS}")
 trial_count = ranged_int(1, MAX_TRIALS, f"accepted: a number of trials from 1 to {MAX_TRIALS}")
 worker_count = ranged_int(1, MAX_WORKERS, f"accepted: a number of worker processes from 1 to {MAX_WORKERS}")
+batch_trials = ranged_int(1, batching.MAX_TRIALS_PER_BATCH,
+                          f"accepted: a number of trials trained together from 1 to {batching.MAX_TRIALS_PER_BATCH}")
 dropout_rate = ranged_float("accepted: a dropout probability p with 0 <= p < 1", at_least=0.0, below=1.0)
 learning_rate = ranged_float("accepted: a learning rate greater than 0, such as 0.001", above=0.0)
 accuracy_fraction = ranged_float("accepted: a fraction a with 0 < a <= 1, such as 0.8", above=0.0, at_most=1.0)
@@ -154,6 +157,10 @@ def build_parser() -> OneLineArgumentParser:
                        "postgresql+psycopg://user:password@host:port/db (default: optuna.db next to an SQLite MLflow store; with a tracking server, ~/.local/share/anncore/optuna-<host>-<port>.db)")
     sweep.add_argument("--workers", type=worker_count,
                        help=f"local worker processes sharing the study (default {SweepOptions.workers})")
+    sweep.add_argument("--trials-per-batch", type=batch_trials, metavar="K",
+                       help="trials of one shape trained together as one stacked model, each still its own trial and run "
+                       f"(default: 1 on the CPU; on CUDA {batching.CUDA_DEFAULT_TRIALS_PER_BATCH}, or fewer if they do not "
+                       f"fit in half the free device memory)")
 
     rerun = commands.add_parser("rerun", help="a new run with the logged parameters of an old one",
                                 description="A new run with the invocation and options an old run logged; "

@@ -148,7 +148,7 @@ class RunSettings:
     target_accuracy : float
         Test accuracy that ``activation_study`` counts epochs to.
     sweep : SweepOptions
-        The ``sweep`` experiment's budget, study, storage and workers.
+        The ``sweep`` experiment's budget, study, storage, workers and trials per batch.
     provenance : Provenance
         The run this command reruns (and its arms), the ``mlflow run`` that started it.
     """
@@ -291,9 +291,11 @@ class CustomOptions:
 
 @dataclass(frozen=True)
 class SweepOptions:
-    """The ``sweep`` experiment's invocation (``--trials``, ``--timeout``, ``--study-name``, ``--storage``, ``--workers``).
+    """The ``sweep`` experiment's invocation (``--trials``, ``--timeout``, ``--study-name``, ``--storage``, ``--workers``,
+    ``--trials-per-batch``).
 
-    None means the search's default (see :mod:`experiments.search.plan`). Every invocation
+    None means the search's default (see :mod:`experiments.search.plan`; ``trials_per_batch``:
+    :mod:`experiments.search.batching`, 1 on the CPU, what fits on CUDA). Every invocation
     writes them on the study's parent run as the tag ``anncore.sweep_options`` (JSON, the
     storage URL without its password), which ``rerun`` of the parent reads back whole.
     """
@@ -303,12 +305,13 @@ class SweepOptions:
     study_name: str | None = None
     storage: str | None = None
     workers: int = 1
+    trials_per_batch: int | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, base: SweepOptions | None = None) -> SweepOptions:
         """``base`` (default: the defaults) with the options the parsed command gives in their place."""
         given = _given(args, {"trials": "trials", "timeout_s": "timeout", "study_name": "study_name",
-                              "storage": "storage", "workers": "workers"})
+                              "storage": "storage", "workers": "workers", "trials_per_batch": "trials_per_batch"})
         return dataclasses.replace(base or cls(), **given)
 
     def to_json(self) -> str:

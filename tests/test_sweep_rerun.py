@@ -27,7 +27,8 @@ def test_rerun_of_the_parent_continues_its_own_study_and_storage(tiny_fashion_ro
     experiment_id = client.get_experiment_by_name("anncore-sweep").experiment_id
     [parent] = client.search_runs([experiment_id], "tags.`anncore.role` = 'parent'")
     logged = json.loads(parent.data.tags[SWEEP_OPTIONS_TAG])
-    assert logged == {"trials": 2, "timeout_s": None, "study_name": "class-a", "storage": storage, "workers": 1}
+    assert logged == {"trials": 2, "timeout_s": None, "study_name": "class-a", "storage": storage, "workers": 1,
+                      "trials_per_batch": None}
     asked = Invocation(epochs=1, seeds=(7,), device="cpu", quick=True)
     assert Invocation.from_json(parent.data.tags[INVOCATION_TAG]) == asked
 

@@ -56,6 +56,7 @@ def run_search(settings: RunSettings, plan: SearchPlan, study: optuna.Study, par
             claims_path=str(claims), threads=max(1, (os.cpu_count() or 1) // plan.workers),
             # a resumed study must not replay the random start of the first invocation
             sampler_seed=(settings.seed + 104729 * first_number) % 2**32,
+            trials_per_batch=plan.trials_per_batch,
         )
         started = time.perf_counter()
         run_workers(context, plan.workers)

@@ -5,7 +5,8 @@ Budget: ``--trials`` new trials (default :data:`DEFAULT_TRIALS`, :data:`QUICK_TR
 which no new trial starts (default :data:`DEFAULT_TIMEOUT_S` when neither option is given).
 The study lives in ``--storage`` under ``--study-name``: running again continues it, and
 other machines join it through a shared PostgreSQL storage. A study is continued only with
-the options and data it was made with (its signature).
+the options and data it was made with (its signature). ``--trials-per-batch`` is not part of
+the signature: a study may be continued one trial at a time or K at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from experiments.search import storage
+from experiments.search import batching, storage
 from experiments.search.space import PRUNER_DESCRIPTION, SAMPLER_DESCRIPTION, SPACE_VERSION
 from experiments.search.split import VALIDATION_FRACTION
 from experiments.settings import RunSettings, UserInputError
@@ -40,6 +41,7 @@ class SearchPlan:
     timeout_s: float | None
     epochs: int
     workers: int
+    trials_per_batch: int = 1
 
 
 def search_plan(settings: RunSettings, tracking_uri: str) -> SearchPlan:
@@ -55,6 +57,7 @@ def search_plan(settings: RunSettings, tracking_uri: str) -> SearchPlan:
         timeout_s=timeout,
         epochs=settings.epochs_or(EPOCHS),
         workers=options.workers,
+        trials_per_batch=batching.trials_per_batch(options.trials_per_batch, settings.device, options.workers),
     )
 
 

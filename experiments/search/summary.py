@@ -5,8 +5,9 @@ Parent artifacts: ``trials.csv`` (:func:`search_runs.trials_table`), ``search_sp
 complete trial has; empty, with a note in ``importances_note``, when fewer than two trials
 completed), ``history.html/.png`` and ``parameters.html/.png``. Parent metrics: the counts by
 state, epochs run against epochs without pruning, ``best_value``, ``best_trial_number``, and
-for this invocation ``search_wall_s``, ``trials_this_invocation``, ``trials_per_minute`` and
-``workers``. The champion is a child run (arm ``champion``) trained on the whole training set
+for this invocation ``search_wall_s``, ``trials_this_invocation``, ``trials_per_minute`` (the
+wall time includes every trial's logging), ``workers`` and ``trials_per_batch`` (the K used, this
+machine's: a metric, never a param). The champion is a child run (arm ``champion``) trained on the whole training set
 and evaluated once on the test set.
 """
 
@@ -66,7 +67,8 @@ def log_search_charts(table: pd.DataFrame) -> None:
     artifacts.log_chart(parameter_panels(shown, panels), "parameters")
 
 
-def log_parent_summary(study: optuna.Study, table: pd.DataFrame, settings: RunSettings, first_number: int, wall_s: float, workers: int) -> None:
+def log_parent_summary(study: optuna.Study, table: pd.DataFrame, settings: RunSettings, first_number: int, wall_s: float,
+                       workers: int, trials_per_batch: int = 1) -> None:
     """Log the parent's tables, charts and metrics (the parent run is active)."""
     import mlflow
 
@@ -82,6 +84,7 @@ def log_parent_summary(study: optuna.Study, table: pd.DataFrame, settings: RunSe
         trials_this_invocation=float(this_invocation),
         trials_per_minute=this_invocation / (wall_s / 60.0) if wall_s > 0 else float("nan"),
         workers=float(workers),
+        trials_per_batch=float(trials_per_batch),
     )
     best = best_trial(study)
     if best is not None:
@@ -97,11 +100,17 @@ def cost_line(metrics: dict[str, float]) -> str:
     """One line on the search's cost: trials by state, pace, epochs run against epochs without pruning."""
     return (
         f"sweep: {int(metrics['trials_this_invocation'])} trials in {metrics['search_wall_s']:.0f} s with "
-        f"{int(metrics['workers'])} worker(s), {metrics['trials_per_minute']:.2f} trials/min; study: "
+        f"{int(metrics['workers'])} worker(s){_batch_words(metrics)}, {metrics['trials_per_minute']:.2f} trials/min; study: "
         f"{int(metrics['n_complete'])} complete, {int(metrics['n_pruned'])} pruned, {int(metrics['n_fail'])} failed; "
         f"epochs run {int(metrics['epochs_run'])} of {int(metrics['epochs_without_pruning'])} without pruning "
         f"(saved {int(metrics['epochs_saved'])})"
     )
+
+
+def _batch_words(metrics: dict[str, float]) -> str:
+    """`` and K trials per batch`` when trials were stacked, else nothing (the line as it always was)."""
+    per_batch = int(metrics.get("trials_per_batch", 1))
+    return f" and {per_batch} trials per batch" if per_batch > 1 else ""
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -170,7 +179,7 @@ def finish_search(settings: RunSettings, plan: SearchPlan, storage: BaseStorage,
     study = optuna.load_study(study_name=plan.study_name, storage=storage)
     optuna.storages.fail_stale_trials(study)
     table = search_runs.trials_table(study, plan.epochs)
-    log_parent_summary(study, table, settings, first_number, wall_s, plan.workers)
+    log_parent_summary(study, table, settings, first_number, wall_s, plan.workers, plan.trials_per_batch)
     best = best_trial(study)
     if best is None:
         raise RuntimeError(f"no trial of study {plan.study_name!r} completed; see the FAILED trial runs for why")

@@ -1,5 +1,9 @@
 """The search's workers: this process and ``--workers - 1`` more claim trials of one study until the budget is spent.
 
+With ``--trials-per-batch K`` > 1 a worker claims up to K trials at a time and trains them as one
+stacked group (:mod:`experiments.search.stacked_trials`); with K = 1 it runs one trial at a time
+through ``study.optimize``.
+
 The invocation's trials are shared through a counter file under an exclusive lock; worker 0
 runs in the suite's process, the others as ``python -m experiments.search.workers CONTEXT_JSON
 INDEX``. If worker 0 is interrupted or fails, the others are terminated (SIGTERM: their trial
@@ -17,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from experiments.search import runs, storage
+from experiments.search import runs, stacked_trials, storage
 from experiments.search.space import make_pruner, make_sampler
 from experiments.search.split import validation_split
 from experiments.search.trial import objective
@@ -41,25 +45,31 @@ class WorkerContext:
     claims_path: str
     threads: int
     sampler_seed: int
+    trials_per_batch: int = 1
 
     def run_settings(self) -> RunSettings:
         """The invocation's settings."""
         return RunSettings.from_json(self.settings)
 
 
-def claim_trial(context: WorkerContext) -> bool:
-    """Take one of the invocation's trials (shared by its workers through a locked counter file)."""
+def claim_trials(context: WorkerContext, wanted: int) -> int:
+    """Take up to ``wanted`` of the invocation's trials (shared by its workers through a locked counter file); how many."""
     if context.deadline is not None and time.time() >= context.deadline:
-        return False
+        return 0
     with open(context.claims_path, "r+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         taken = int(handle.read() or 0)
-        if taken >= context.trials:
-            return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(taken + 1))
-    return True
+        claimed = max(0, min(wanted, context.trials - taken))
+        if claimed:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(taken + claimed))
+    return claimed
+
+
+def claim_trial(context: WorkerContext) -> bool:
+    """Take one of the invocation's trials."""
+    return claim_trials(context, 1) == 1
 
 
 def run_trials(context: WorkerContext, worker_index: int) -> None:
@@ -76,6 +86,11 @@ def run_trials(context: WorkerContext, worker_index: int) -> None:
                               sampler=make_sampler(sampler_seed), pruner=make_pruner())
     data = datasets.load(settings)
     split = validation_split(data.train, settings.seed)
+    if context.trials_per_batch > 1:
+        while size := claim_trials(context, context.trials_per_batch):
+            stacked_trials.run_group(study, opened, size, context.study_name, context.parent_id, context.epochs,
+                                     settings, data, split)
+        return
     while claim_trial(context):
         # A failing configuration (a diverging learning rate) is a FAIL trial; the search goes on.
         study.optimize(lambda trial: objective(trial, context.study_name, context.parent_id, context.epochs,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from experiments.settings import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, RunSettings, UserInputError
 from experiments.tracking.provenance import display_path
 from experiments.tracking.store import with_retry
 
 if TYPE_CHECKING:
+    from mlflow.entities import DatasetInput
+
     from anncore.data import TensorData
 
 DATASET_NAME = "FashionMNIST"
@@ -80,6 +83,28 @@ def load(settings: RunSettings) -> FashionMNIST:
     return _CACHE[key]
 
 
+@contextmanager
+def _quiet_descriptor_warnings() -> Iterator[None]:
+    with warnings.catch_warnings():
+        # MLflow registers two equivalent local-file sources and warns that it picked one; and it
+        # hints that integer columns cannot hold missing values. Neither applies to a descriptor.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        yield
+
+
+def _descriptor(data: FashionMNIST):
+    """The dataset as MLflow sees it: a small descriptor with the real checksum and source."""
+    import mlflow
+    import pandas as pd
+
+    descriptor = pd.DataFrame(
+        {"split": ["train", "test"], "samples": [len(data.train), len(data.test)], "sha256": [data.sha256] * 2}
+    )
+    with _quiet_descriptor_warnings():
+        return mlflow.data.from_pandas(descriptor, source=data.source, name=DATASET_NAME, digest=data.sha256[:36])
+
+
 def log_input(data: FashionMNIST) -> None:
     """Log the dataset as the active run's input: a small descriptor with the real checksum and source.
 
@@ -87,15 +112,24 @@ def log_input(data: FashionMNIST) -> None:
     hex digits; the full sha256 is the ``dataset_sha256`` param.
     """
     import mlflow
-    import pandas as pd
 
-    descriptor = pd.DataFrame(
-        {"split": ["train", "test"], "samples": [len(data.train), len(data.test)], "sha256": [data.sha256] * 2}
-    )
-    with warnings.catch_warnings():
-        # MLflow registers two equivalent local-file sources and warns that it picked one; and it
-        # hints that integer columns cannot hold missing values. Neither applies to a descriptor.
-        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        dataset = mlflow.data.from_pandas(descriptor, source=data.source, name=DATASET_NAME, digest=data.sha256[:36])
-        with_retry(mlflow.log_input, dataset, context="training")
+    with _quiet_descriptor_warnings():
+        with_retry(mlflow.log_input, _descriptor(data), context="training")
+
+
+def dataset_input(data: FashionMNIST) -> DatasetInput:
+    """What :func:`log_input` logs, as one entity for :func:`log_input_to` (made once for many runs)."""
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    with _quiet_descriptor_warnings():  # the schema is inferred here
+        # Dataset._to_mlflow_entity is how mlflow.log_input itself makes the entity.
+        entity = _descriptor(data)._to_mlflow_entity()
+    return DatasetInput(dataset=entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
+
+
+def log_input_to(run_id: str, entity: DatasetInput) -> None:
+    """Log the dataset ``entity`` (:func:`dataset_input`) as an input of ``run_id``, which need not be active."""
+    import mlflow
+
+    with_retry(mlflow.MlflowClient().log_inputs, run_id, datasets=[entity])

@@ -3,6 +3,8 @@
 Every run is tagged with its host, pid and the process's start time (tags, not params: they
 are machine-specific) and a heartbeat, ``anncore.heartbeat`` (Unix time in ms), set when the
 run starts and refreshed with every metrics write (:class:`~experiments.tracking.runs.EpochMetricsLogger`).
+Runs written together (the search's stacked trials) share one :func:`heartbeat_thread`, which
+refreshes those not written for a while, rather than a thread per run.
 
 A process killed with SIGKILL (or a machine switched off) cannot end its run. :func:`cleanup`
 finds such ghosts among the RUNNING runs of the ``anncore-*`` experiments and ends them KILLED,
@@ -18,9 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Callable, Iterator, TextIO
 
 from experiments.tracking import store
 
@@ -63,6 +67,28 @@ def process_tags() -> dict[str, str]:
         STARTED_TAG: f"{started:.2f}",
         HEARTBEAT_TAG: heartbeat_value(),
     }
+
+
+@contextmanager
+def heartbeat_thread(beat: Callable[[], None], interval_s: float) -> Iterator[None]:
+    """Call ``beat()`` every ``interval_s`` seconds from one daemon thread while the block runs.
+
+    ``beat`` must not raise (an exception ends the thread: the next write's heartbeat remains).
+    The thread is stopped and joined when the block ends, before the caller ends its runs.
+    """
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            beat()
+
+    thread = threading.Thread(target=loop, name="anncore-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def process_alive(pid: int, started: float) -> bool:
