@@ -129,6 +129,24 @@ def test_russian_plural_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     assert i18n.ngettext("within {n} epoch", "within {n} epochs", 1).format(n=1) == "within 1 epoch"
 
 
+
+def test_russian_search_pace_and_champion_wording(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pace takes the plural its number asks for (a fraction reads as 2 does); near-equal
+    parameter counts read "примерно при том же числе параметров", never "отношении ... 1,00"."""
+    from reporting.sections.sweep import parameters_phrase, speed_sentence
+    from reporting.typography import localized
+
+    monkeypatch.delenv("QUARTO_PROFILE", raising=False)
+    monkeypatch.setenv("ANNCORE_REPORT_LANG", "ru")
+    paces = {rate: speed_sentence({"trials_this_invocation": 4, "search_wall_s": 3, "workers": 1, "trials_per_minute": rate})
+             for rate in (90.58, 80.4, 2.45)}  # fmt: skip
+    assert [localized(text, "ru").rsplit(": ", 1)[1] for text in paces.values()] == [
+        "91 испытание в минуту.", "80 испытаний в минуту.", "2,5 испытания в минуту."
+    ]
+    assert parameters_phrase(1001, 1000) == "примерно при том же числе параметров"
+    assert parameters_phrase(1000, 1000) == "при том же числе параметров"
+    assert parameters_phrase(730, 1000) == "при отношении числа параметров 0.73"
+
 def test_missing_run_callout_and_provenance_in_russian(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from reporting.section import Section
     from reporting.sections import overview
