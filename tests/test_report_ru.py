@@ -28,6 +28,7 @@ from anncore.worked_examples import notebook_discrepancies
 from experiments.charts import i18n as chart_i18n
 from experiments.studies import DESCRIPTIONS
 from reporting import i18n
+from reporting.display import FORMAT_LOCALES
 from tests.external_tools import requires
 from tests.quarto_formats import document_markdown, typst_build_dir
 from tests.qmd_notebook import cells_by_label, outputs_of, select_content, split_front_matter
@@ -284,6 +285,19 @@ def test_russian_charts_carry_russian_titles_and_labels(full_report, full_report
         assert any(form in charts[1] for form in ru_forms) and en_title not in charts[1], label
         assert outputs_of(cells[0], "image/png") != outputs_of(cells[1], "image/png") or not outputs_of(cells[0], "image/png")
 
+
+
+def test_russian_charts_write_decimal_commas(full_report, full_report_ru) -> None:
+    """Every chart of the Russian edition is drawn with its d3-format locale (decimal comma) in the
+    HTML (vega-embed's formatLocale) and the PNG (vl-convert); the English ones with d3's default."""
+    for notebook, expected in ((full_report, None), (full_report_ru, FORMAT_LOCALES["ru"])):
+        fragments = re.findall(r'vegaEmbed\(document\.getElementById\("[^"]+"\), (.*)\)\.catch', "".join(
+            md for cell in notebook.cells if cell.cell_type == "code" for md in outputs_of(cell, "text/markdown")))
+        assert len(fragments) >= 13
+        for fragment in fragments:
+            _, end = json.JSONDecoder().raw_decode(fragment)
+            options, _ = json.JSONDecoder().raw_decode(fragment[end + 2 :])
+            assert options.get("formatLocale") == expected
 
 # --- the documents -----------------------------------------------------------------------
 
