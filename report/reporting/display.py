@@ -51,7 +51,7 @@ CHART_ID_PREFIX = "chart-"
 MAX_IMAGE_HEIGHT_PT = 280
 # An image shrinks to fit the rest of its page when that holds at least this share of its height
 # (:func:`typst_image`), keeping this much room for the spacing above it and the source line under it.
-MIN_FIT_SHARE = 0.6
+MIN_FIT_SHARE = 0.5
 IMAGE_CAPTION_ROOM = "3.8em"
 # d3-format locales of the editions whose numbers differ from English: a chart's axis labels,
 # legends, tooltips and format() expressions follow the prose (Russian: 0,1 and 8 226).
@@ -250,7 +250,7 @@ def png_image(data: bytes, name: str, alt_text: str) -> PngOutput:
 TABLE_WIDTH_CHARS = 96
 CELL_PADDING_CHARS = 3
 # A table with more body rows than this may break across PDF pages.
-BREAKABLE_TABLE_ROWS = 12
+BREAKABLE_TABLE_ROWS = 6
 # Inline code is set in a monospace font whose characters are wider than the text's on average.
 CODE_CHAR_WIDTH = 1.15
 
