@@ -217,6 +217,15 @@ def test_activation_comparison_dropdowns_offer_the_functions_in_the_data():
     assert (params["function_a"]["value"], params["function_b"]["value"]) == ("sigmoid", "relu")
 
 
+
+def test_russian_activation_labels_write_decimal_commas():
+    """Labels the builders make from numbers follow the chart's language (its axes follow the
+    d3-format locale the caller renders with)."""
+    spec = charts.activation_comparison(ACTIVATIONS, language="ru").to_dict()
+    assert sorted(spec["params"][0]["bind"]["options"]) == [label.replace("0.01", "0,01") for label in ACTIVATION_LABELS]
+    explorer = json.dumps(charts.elu_alpha_explorer(language="ru").to_dict(), ensure_ascii=False)
+    assert "Leaky ReLU (α=0,01)" in explorer and "Leaky ReLU (α=0.01)" not in explorer
+
 @pytest.mark.parametrize("choice", [("sigmoid", "relu"), ("tanh", "elu (α=2)"), ("relu", "leaky_relu (α=0.01)")])
 def test_activation_comparison_draws_exactly_the_two_chosen_functions(choice):
     chart = charts.activation_comparison(ACTIVATIONS)

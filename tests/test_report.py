@@ -141,7 +141,7 @@ def test_charts_are_interactive_html_with_a_png_and_name_their_run(full_report, 
     for label, experiment in CHART_CELLS.items():
         md = markdown_of(cells[label])
         (html,) = raw_blocks(md, "html")
-        (typst,) = raw_blocks(md, "typst")
+        (typst,) = [block for block in raw_blocks(md, "typst") if "image(" in block]  # a long table adds its own
         assert 'class="vega-chart"' in html and "vegaEmbed(" in html, label
         (png,) = re.findall(r'image\("(_chart_images/[^"]+\.png)"', typst)
         assert (REPORT / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", label
@@ -164,6 +164,9 @@ def test_vega_javascript_is_inlined_once_before_the_charts(full_report) -> None:
     scripts = [h for h in html if "vegaEmbed" in h and "vega-chart" not in h]
     assert len(scripts) == 1 and html.index(scripts[0]) == 0
     assert "cdn" not in scripts[0][:500].lower() and 'src="http' not in "".join(html)
+    # Quarto parses every "<table" in a raw HTML block as a table (parsehtml.lua) and warned
+    # "Unable to parse table from raw html block: skipping" at each render for the bundle's string
+    assert not [h[:80] for h in html if re.search(r"<table", h, re.I)]
 
 
 def test_hand_calculations_show_the_engines_values(full_report) -> None:
@@ -564,8 +567,12 @@ def test_quarto_project_formats() -> None:
     html, typst = config["format"]["html"], config["format"]["typst"]
     assert html["html-math-method"] == "mathml" and html["embed-resources"] is True
     assert typst is not None and config["execute"]["echo"] is False
-    # Quarto's own link to the PDF says "Typst"; the document links it as a PDF instead
-    assert html["format-links"] is False and "[index.pdf](index.pdf)" in INDEX.read_text()
+    # The sidebar links the PDF as "PDF", never by the format's name "Typst": a {format, text}
+    # entry, and a plain format name so that Quarto adds no link of its own (quarto-cli 9606)
+    links = html["format-links"]
+    assert [link for link in links if isinstance(link, dict)] == [{"format": "typst", "text": "PDF", "icon": "file-pdf"}]
+    assert [link for link in links if isinstance(link, str)] == ["html"]
+    assert "format-links" not in yaml.safe_load((REPORT / "_quarto-ru.yml").read_text()).get("format", {}).get("html", {})
     assert (REPORT / html["css"]).is_file()
     assert config["project"]["render"] == ["index.qmd"]
 
@@ -585,3 +592,44 @@ def test_no_image_chunk_comes_right_under_a_heading(path: Path) -> None:
             label = re.match(r"#\| label: ([a-z0-9-]+)", block["c"][1]) if block["t"] == "CodeBlock" else None
             if label and label.group(1) in IMAGE_CELLS:
                 assert before["t"] != "Header", (sorted(profiles), label.group(1))
+
+
+# --- wording (issue 22, item 10) -----------------------------------------------------------
+
+
+def test_ratios_near_one_read_as_about_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"1.0 times larger", "1.00 times its parameters" and "1.4 s of training against 1.4 s" said
+    nothing or compared two different numbers as equal."""
+    from reporting.sections.sweep import distinct, parameters_phrase
+    from reporting.study_findings import gradient_sentence
+
+    monkeypatch.delenv("QUARTO_PROFILE", raising=False)
+    monkeypatch.delenv("ANNCORE_REPORT_LANG", raising=False)
+    norms = pd.DataFrame({"arm": ["sigmoid", "relu"], "layer": "layer1", "grad_norm": [0.104, 0.1]})
+    assert "averages 0.104, about the same as under **ReLU**" in gradient_sentence(norms)
+    assert "1.3 times larger than" in gradient_sentence(norms.assign(grad_norm=[0.13, 0.1]))
+    assert parameters_phrase(1000, 1000) == "the same number of parameters"
+    assert parameters_phrase(1001, 1000) == "about as many parameters"
+    assert parameters_phrase(730, 1000) == "0.73 times its parameters"
+    assert distinct(1.41, 1.44) == ("1.41", "1.44") and distinct(0.8, 1.6) == ("0.8", "1.6")
+
+
+@pytest.mark.parametrize(("rate", "shown"), [(90.58, "91 trials"), (80.4, "80 trials"), (2.45, "2.5 trials"), (0.5, "0.5 trials")])
+def test_search_pace_is_rounded_to_what_it_means(monkeypatch: pytest.MonkeyPatch, rate: float, shown: str) -> None:
+    from reporting.sections.sweep import speed_sentence
+
+    monkeypatch.delenv("QUARTO_PROFILE", raising=False)
+    monkeypatch.delenv("ANNCORE_REPORT_LANG", raising=False)
+    text = speed_sentence({"trials_this_invocation": 4, "search_wall_s": 3.2, "workers": 1, "trials_per_minute": rate})
+    assert text == f"Its latest invocation ran 4 trials in 3 s with 1 worker: {shown} per minute."
+
+
+def test_elu_table_writes_whole_numbers_without_zeros() -> None:
+    """The ELU table said "2.000000" for ELU(2)."""
+    from reporting.sections.activations import elu_values
+
+    rows = [line for line in elu_values().data.splitlines() if line.startswith("|") and "---" not in line][1:]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    assert [row[0] for row in cells] == ["-2", "-1", "0", "1", "2"]
+    assert cells[-1] == ["2", "2", "1"] and cells[2] == ["0", "0", "1"]
+    assert all(len(cell.split(".")[-1]) <= 6 for row in cells for cell in row)

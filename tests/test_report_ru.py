@@ -28,6 +28,7 @@ from anncore.worked_examples import notebook_discrepancies
 from experiments.charts import i18n as chart_i18n
 from experiments.studies import DESCRIPTIONS
 from reporting import i18n
+from reporting.display import FORMAT_LOCALES
 from tests.external_tools import requires
 from tests.quarto_formats import document_markdown, typst_build_dir
 from tests.qmd_notebook import cells_by_label, outputs_of, select_content, split_front_matter
@@ -128,6 +129,24 @@ def test_russian_plural_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANNCORE_REPORT_LANG", "en")
     assert i18n.ngettext("within {n} epoch", "within {n} epochs", 1).format(n=1) == "within 1 epoch"
 
+
+
+def test_russian_search_pace_and_champion_wording(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pace takes the plural its number asks for (a fraction reads as 2 does); near-equal
+    parameter counts read "примерно при том же числе параметров", never "отношении ... 1,00"."""
+    from reporting.sections.sweep import parameters_phrase, speed_sentence
+    from reporting.typography import localized
+
+    monkeypatch.delenv("QUARTO_PROFILE", raising=False)
+    monkeypatch.setenv("ANNCORE_REPORT_LANG", "ru")
+    paces = {rate: speed_sentence({"trials_this_invocation": 4, "search_wall_s": 3, "workers": 1, "trials_per_minute": rate})
+             for rate in (90.58, 80.4, 2.45)}  # fmt: skip
+    assert [localized(text, "ru").rsplit(": ", 1)[1] for text in paces.values()] == [
+        "91 испытание в минуту.", "80 испытаний в минуту.", "2,5 испытания в минуту."
+    ]
+    assert parameters_phrase(1001, 1000) == "примерно при том же числе параметров"
+    assert parameters_phrase(1000, 1000) == "при том же числе параметров"
+    assert parameters_phrase(730, 1000) == "при отношении числа параметров 0.73"
 
 def test_missing_run_callout_and_provenance_in_russian(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from reporting.section import Section
@@ -266,6 +285,19 @@ def test_russian_charts_carry_russian_titles_and_labels(full_report, full_report
         assert any(form in charts[1] for form in ru_forms) and en_title not in charts[1], label
         assert outputs_of(cells[0], "image/png") != outputs_of(cells[1], "image/png") or not outputs_of(cells[0], "image/png")
 
+
+
+def test_russian_charts_write_decimal_commas(full_report, full_report_ru) -> None:
+    """Every chart of the Russian edition is drawn with its d3-format locale (decimal comma) in the
+    HTML (vega-embed's formatLocale) and the PNG (vl-convert); the English ones with d3's default."""
+    for notebook, expected in ((full_report, None), (full_report_ru, FORMAT_LOCALES["ru"])):
+        fragments = re.findall(r'vegaEmbed\(document\.getElementById\("[^"]+"\), (.*)\)\.catch', "".join(
+            md for cell in notebook.cells if cell.cell_type == "code" for md in outputs_of(cell, "text/markdown")))
+        assert len(fragments) >= 13
+        for fragment in fragments:
+            _, end = json.JSONDecoder().raw_decode(fragment)
+            options, _ = json.JSONDecoder().raw_decode(fragment[end + 2 :])
+            assert options.get("formatLocale") == expected
 
 # --- the documents -----------------------------------------------------------------------
 

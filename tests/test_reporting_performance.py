@@ -43,9 +43,10 @@ def report_store(benchmark_store: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return benchmark_store
 
 
-def table_rows(markdown: str) -> list[dict[str, str]]:
-    """The body rows of the first pipe table in ``markdown``, keyed by header."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+def table_rows(markdown: str, index: int = 0) -> list[dict[str, str]]:
+    """The body rows of the ``index``-th pipe table in ``markdown``, keyed by header."""
+    tables = [block for block in markdown.split("\n\n") if block.startswith("|")]
+    lines = [line for line in tables[index].splitlines() if line.startswith("|")]
     header, _rule, *body = lines
 
     def cells(line: str) -> list[str]:
@@ -79,10 +80,13 @@ def test_status_cites_the_run_and_its_settings(report_store: str, logged) -> Non
 def test_pipeline_table_cells_are_the_runs_figures(report_store: str, logged) -> None:
     parent, results, _ = logged
     md = performance.pipeline_table().data
-    rows = table_rows(md)
+    # Two tables, one row per pipeline in each: what it runs and its optimizer, then its figures
+    described, measured = table_rows(md, 0), table_rows(md, 1)
+    assert [len(row) for row in described] == [3] * len(described) and [row["pipeline"] for row in measured] == [row["pipeline"] for row in described]
+    rows = [{**a, **b} for a, b in zip(described, measured)]
     assert [row["pipeline"] for row in rows] == [f"`{name}`" for name in results["pipelines"]]
     for row, figures in zip(rows, results["pipelines"].values()):
-        assert row["what it runs"] == figures["description"] and row["optimizer"] == figures["optimizer"]
+        assert row["what it runs"] == figures["description"] and row["optimizer"] == figures["optimizer"].replace("-", "\u2011")
         for header, key in PIPELINE_FIGURES.items():
             value = figures[key]
             assert row[header] == figure(value), (row["pipeline"], header)
@@ -247,3 +251,9 @@ def test_a_cuda_run_shows_the_captured_floor_and_its_ratio() -> None:
     rows = performance.ratio_frame(ratios, {"anncore_over_captured_floor": {"target": "<= 1.3", "met": True}})
     assert rows.iloc[0]["what it divides"] == "anncore ÷ captured floor (CUDA graph), s / epoch"
     assert (rows.iloc[0]["value"], rows.iloc[0]["result"]) == ("1.250", "met")
+
+
+def test_a_hyphenated_optimizer_name_never_breaks_at_its_hyphen() -> None:
+    """ "Adam for-/loop" broke across lines in the PDF's narrow cell: a no-break hyphen (U+2011)."""
+    assert performance.optimizer_text("Adam for-loop (torch default on CPU)") == "Adam for\u2011loop (torch default on CPU)"
+    assert performance.optimizer_text("Adam fused=True") == "Adam fused=True"

@@ -24,6 +24,18 @@ def test_every_edition_gets_minus_and_times_signs_outside_code_and_math() -> Non
     assert "10.5 s" in text and "3.11.7" in text
 
 
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_a_hyphen_between_numbers_is_a_minus_but_a_list_dash_stays(lang: str) -> None:
+    """The discrepancy notes write ``4.055 - 0.247`` and ``0.672 * (1 - 0.672)``: beside a × they
+    showed an ASCII hyphen ("0.672 × (1 - 0.672)"); a list item's dash is left alone."""
+    text = localized("- 4.055 - 0.247 subtracts\n- 0.672 * (1 - 0.672) = 0.2204\n- x - y, 3 -- 4\n", lang)
+    mark = "," if lang == "ru" else "."
+    assert text.splitlines() == [
+        f"- 4{mark}055 − 0{mark}247 subtracts", f"- 0{mark}672 × (1 − 0{mark}672) = 0{mark}2204", "- x - y, 3 -- 4"
+    ]
+    assert localized("`(1 - 2)` and $(1 - 2)$", lang) == "`(1 - 2)` and $(1 - 2)$"
+
 def test_russian_writes_decimal_commas_and_joins_units() -> None:
     text = localized(SAMPLE.replace("10.5 s", "10.5 с"), "ru")
     assert "| −2 | −0,864665 | 0,6 × (−0,0282) = −0,01692 |" in text

@@ -15,7 +15,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from experiments.charts.i18n import SOURCE_LANGUAGE, translator
+from experiments.charts.i18n import SOURCE_LANGUAGE, number, translator
 from experiments.charts.inline_data import inline_data, require_columns
 
 ACTIVATION_COLUMNS = ("function", "alpha", "z", "value", "derivative")
@@ -27,13 +27,13 @@ ELU_EXPRESSION = "datum.z > 0 ? datum.z : alpha * (exp(datum.z) - 1)"
 ELU_DERIVATIVE_EXPRESSION = "datum.z > 0 ? 1 : alpha * exp(datum.z)"
 
 
-def _labelled(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a ``label`` naming the function and, where it has one, its alpha."""
+def _labelled(df: pd.DataFrame, language: str = SOURCE_LANGUAGE) -> pd.DataFrame:
+    """Rows with a ``label`` naming the function and, where it has one, its alpha (in ``language``'s decimals)."""
     table = df.copy()
     table["function"] = table["function"].astype(str)
     alpha = pd.to_numeric(table["alpha"], errors="coerce")
     table["label"] = [
-        name if pd.isna(a) else f"{name} (α={a:g})" for name, a in zip(table["function"], alpha)
+        name if pd.isna(a) else f"{name} (α={number(a, language)})" for name, a in zip(table["function"], alpha)
     ]
     return table.sort_values(["label", "z"], kind="stable")
 
@@ -106,7 +106,7 @@ def activation_curves(df: pd.DataFrame, language: str = SOURCE_LANGUAGE) -> alt.
         Values on the left, derivatives on the right.
     """
     require_columns(df, ACTIVATION_COLUMNS, "activations")
-    table = _labelled(df)
+    table = _labelled(df, language)
     labels = list(pd.unique(table["label"]))
     _ = translator(language)
     values, derivatives = _panels(table, labels, _)
@@ -131,7 +131,7 @@ def activation_comparison(df: pd.DataFrame, language: str = SOURCE_LANGUAGE) -> 
         sigmoid vs ReLU, as the notebook does, when both are present.
     """
     require_columns(df, ACTIVATION_COLUMNS, "activations")
-    table = _labelled(df)
+    table = _labelled(df, language)
     labels = list(pd.unique(table["label"]))
     if len(labels) < 2:
         raise ValueError(f"activations must hold at least two functions to compare, got {labels}")
@@ -249,7 +249,7 @@ def elu_alpha_explorer(
         bind=alt.binding_range(min=ELU_ALPHA_MIN, max=ELU_ALPHA_MAX, step=ELU_ALPHA_STEP, name=_("ELU alpha: ")),
     )
     leaky = float(leaky_alpha)
-    names = {"elu": "ELU", "relu": "ReLU", "leaky_relu": f"Leaky ReLU (α={leaky:g})"}
+    names = {"elu": "ELU", "relu": "ReLU", "leaky_relu": f"Leaky ReLU (α={number(leaky, language)})"}
     folded = _explorer_curves(names, leaky)
     color = alt.Color("function:N", title=_("function"), sort=list(names.values()),
                       scale=alt.Scale(domain=list(names.values()), range=["#d62728", "#2ca02c", "#ff7f0e"]))

@@ -91,7 +91,7 @@ def to_svg(chart: alt.TopLevelMixin) -> str:
     return vl_convert.vegalite_to_svg(_spec(chart), vl_version=VEGA_LITE_VERSION)
 
 
-def to_png(chart: alt.TopLevelMixin, scale: float = 2) -> bytes:
+def to_png(chart: alt.TopLevelMixin, scale: float = 2, format_locale: dict[str, Any] | None = None) -> bytes:
     """Render ``chart`` to PNG bytes with vl-convert.
 
     Parameters
@@ -100,6 +100,10 @@ def to_png(chart: alt.TopLevelMixin, scale: float = 2) -> bytes:
         The chart to render.
     scale : float, default 2
         Pixel scale factor (2 gives crisp images in print and on high-DPI screens).
+    format_locale : dict, optional
+        A d3-format locale (``{"decimal": ",", "thousands": " ", "grouping": [3], "currency":
+        ["", ""]}``) for every number Vega formats: axis labels, legends, tooltips and the
+        expressions' ``format()``. Default: d3's English one (decimal point).
 
     Returns
     -------
@@ -108,7 +112,8 @@ def to_png(chart: alt.TopLevelMixin, scale: float = 2) -> bytes:
     """
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
         raise ValueError(f"scale must be a positive number, got {scale!r}")
-    return vl_convert.vegalite_to_png(_spec(chart), vl_version=VEGA_LITE_VERSION, scale=float(scale))
+    locale = {"format_locale": format_locale} if format_locale else {}
+    return vl_convert.vegalite_to_png(_spec(chart), vl_version=VEGA_LITE_VERSION, scale=float(scale), **locale)
 
 
 def save_png(chart: alt.TopLevelMixin, path: str | Path, scale: float = 2) -> Path:
@@ -158,7 +163,7 @@ def inline_vega_scripts() -> str:
     )
 
 
-def chart_html_fragment(chart: alt.TopLevelMixin, div_id: str) -> str:
+def chart_html_fragment(chart: alt.TopLevelMixin, div_id: str, format_locale: dict[str, Any] | None = None) -> str:
     """A ``<div>`` and ``<script>`` that draw ``chart`` with the page's ``vegaEmbed``.
 
     Parameters
@@ -168,6 +173,9 @@ def chart_html_fragment(chart: alt.TopLevelMixin, div_id: str) -> str:
     div_id : str
         HTML id for the chart's container: a letter, then letters, digits, ``-`` or ``_``;
         unique within the page.
+    format_locale : dict, optional
+        A d3-format locale for the chart's numbers (:func:`to_png`), handed to vega-embed as its
+        ``formatLocale`` option.
 
     Returns
     -------
@@ -179,7 +187,7 @@ def chart_html_fragment(chart: alt.TopLevelMixin, div_id: str) -> str:
             f"div_id must be a letter followed by letters, digits, '-' or '_', got {div_id!r}"
         )
     spec = _script_safe_json(_spec(chart))
-    options = _script_safe_json(EMBED_OPTIONS)
+    options = _script_safe_json({**EMBED_OPTIONS, **({"formatLocale": format_locale} if format_locale else {})})
     return (
         f'<div class="vega-chart" id="{div_id}"></div>\n'
         f'<script type="text/javascript">\n'

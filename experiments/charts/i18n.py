@@ -67,3 +67,14 @@ def catalogue(language: str, locale_dir: Path = LOCALE_DIR, domain: str = DOMAIN
 def translator(language: str = SOURCE_LANGUAGE) -> Callable[[str], str]:
     """``gettext`` of the charts catalogue in ``language``: ``translator("ru")("loss")`` -> ``"потери"``."""
     return catalogue(language).gettext
+
+
+# Languages that write a decimal comma (0,01); the charts' axes get it from the locale the caller
+# hands to the renderer, labels made here from numbers through :func:`number`.
+DECIMAL_COMMA = frozenset({"ru"})
+
+
+def number(value: float, language: str = SOURCE_LANGUAGE, spec: str = "g") -> str:
+    """``value`` formatted with ``spec``, with ``language``'s decimal mark: ``number(0.01, "ru")`` -> ``"0,01"``."""
+    text = format(value, spec)
+    return text.replace(".", ",") if language in DECIMAL_COMMA else text

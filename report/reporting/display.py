@@ -33,6 +33,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from experiments.charts.export import chart_html_fragment, inline_vega_scripts, to_png
+from reporting.i18n import language
 
 
 # Where chart PNGs for the PDF go, relative to the chunk's working directory (the document's folder).
@@ -50,8 +51,13 @@ CHART_ID_PREFIX = "chart-"
 MAX_IMAGE_HEIGHT_PT = 280
 # An image shrinks to fit the rest of its page when that holds at least this share of its height
 # (:func:`typst_image`), keeping this much room for the spacing above it and the source line under it.
-MIN_FIT_SHARE = 0.6
+MIN_FIT_SHARE = 0.5
 IMAGE_CAPTION_ROOM = "3.8em"
+# d3-format locales of the editions whose numbers differ from English: a chart's axis labels,
+# legends, tooltips and format() expressions follow the prose (Russian: 0,1 and 8 226).
+FORMAT_LOCALES: dict[str, dict[str, Any]] = {
+    "ru": {"decimal": ",", "thousands": "\u00a0", "grouping": [3], "currency": ["", "\u00a0₽"]},
+}
 # A table's label (and HTML element id) begins with this: Quarto's cross-reference prefix for tables.
 TABLE_ID_PREFIX = "tbl-"
 
@@ -111,11 +117,11 @@ class ChartOutput:
         A chart wider than :data:`COLUMN_WIDTH_PX` (two panels and a legend, say) gets its
         legends below the plot; the width is vl-convert's, the same Vega layout the browser runs.
         """
-        png = to_png(self.chart, scale=PNG_SCALE)
+        png = to_png(self.chart, scale=PNG_SCALE, format_locale=chart_format_locale())
         if png_size(png)[0] / PNG_SCALE <= COLUMN_WIDTH_PX:
             return self.chart, png
         chart = self.chart.configure_legend(orient="bottom", direction="horizontal")
-        return chart, to_png(chart, scale=PNG_SCALE)
+        return chart, to_png(chart, scale=PNG_SCALE, format_locale=chart_format_locale())
 
     def write_png(self, png: bytes) -> Path:
         """Write the PNG for the PDF (:func:`write_image`); return its relative path."""
@@ -128,9 +134,14 @@ class ChartOutput:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         chart, png = self.fitted()
-        html = chart_html_fragment(chart, self.element_id)
+        html = chart_html_fragment(chart, self.element_id, chart_format_locale())
         typst = self.typst_image(self.write_png(png))
         return {"text/markdown": raw_block("html", html) + "\n" + raw_block("typst", typst), "text/plain": self.alt_text}
+
+
+def chart_format_locale() -> dict[str, Any] | None:
+    """The edition's d3-format locale for charts (:data:`FORMAT_LOCALES`), or None for English."""
+    return FORMAT_LOCALES.get(language())
 
 
 def write_image(name: str, png: bytes) -> Path:
@@ -239,7 +250,7 @@ def png_image(data: bytes, name: str, alt_text: str) -> PngOutput:
 TABLE_WIDTH_CHARS = 96
 CELL_PADDING_CHARS = 3
 # A table with more body rows than this may break across PDF pages.
-BREAKABLE_TABLE_ROWS = 12
+BREAKABLE_TABLE_ROWS = 6
 # Inline code is set in a monospace font whose characters are wider than the text's on average.
 CODE_CHAR_WIDTH = 1.15
 

@@ -30,6 +30,9 @@ _DECIMAL = re.compile(r"(?<![\w.])(?<!TO-DO )([-−]?\d+)\.(\d+)(?=e[-+−]?\d|(
 # A hyphen used as a minus sign (before a digit, not inside a word, range or date), and ``*`` as times.
 _MINUS = re.compile(r"(?<![\w.\-−])-(?=\d)")
 _TIMES = re.compile(r"(?<=[\w)]) \* (?=[\w(−-])")
+# A hyphen between spaces after a number or a closing bracket, before a number or bracket: a binary
+# minus (``4.055 - 0.247``, ``(1 - 0.672)``); a list's ``- `` never follows a digit on its line.
+_BINARY_MINUS = re.compile(r"(?<=[\d)]) - (?=[\d(−])")
 # A number, a space and a Russian unit abbreviation (seconds, milliseconds, mebibytes).
 _UNIT = re.compile(r"(\d) (с|мс|МиБ)(?![А-Яа-яЁё])")
 
@@ -63,7 +66,7 @@ def _prose(text: str, comma: bool) -> str:
         if index % 2:  # mathematics: TeX has its own minus and \times
             parts[index] = _DECIMAL.sub(r"\1{,}\2", part) if comma else part
             continue
-        part = _TIMES.sub(" × ", _MINUS.sub("−", part))
+        part = _TIMES.sub(" × ", _BINARY_MINUS.sub(" − ", _MINUS.sub("−", part)))
         parts[index] = _UNIT.sub("\\1\u00a0\\2", _DECIMAL.sub(r"\1,\2", part)) if comma else part
     return "".join(parts)
 

@@ -175,12 +175,21 @@ def epochs_sentence(metrics: dict[str, float]) -> str:
 
 
 def speed_sentence(metrics: dict[str, float]) -> str:
-    """The search's pace in its latest invocation."""
-    return _("Its latest invocation ran {trials} in {seconds} s with {workers}: {rate} trials per minute.").format(
+    """The search's pace in its latest invocation: a whole number of trials per minute from 10 on
+    ("90.58 trials per minute" had more digits than the pace means), one decimal below."""
+    rate = metrics.get("trials_per_minute", 0)
+    shown = f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}"
+    # A whole number takes its plural form; a fraction reads as "2" does (Russian: 2,5 испытания).
+    count = int(shown) if rate >= 10 else 2
+    return ngettext(
+        "Its latest invocation ran {trials} in {seconds} s with {workers}: {rate} trial per minute.",
+        "Its latest invocation ran {trials} in {seconds} s with {workers}: {rate} trials per minute.",
+        count,
+    ).format(
         trials=_trials(metrics.get("trials_this_invocation", 0)),
         seconds=f"{metrics.get('search_wall_s', 0):.0f}",
         workers=_workers(metrics.get("workers", 1)),
-        rate=f"{metrics.get('trials_per_minute', 0):.3g}",
+        rate=shown,
     )
 
 
@@ -212,17 +221,28 @@ def champion_sentence(champion: StoredRun, baseline: StoredRun | None) -> str:
     if baseline is None:
         return intro + _("; there is no baseline run to compare it with.")
     difference = (acc - baseline.metrics["final_test_acc"]) * 100
-    ratio = int(champion.params.get("parameter_count", 0)) / max(1, int(baseline.params.get("parameter_count", 1)))
     comparison = (
-        _(", {points} percentage points above the baseline's {baseline}, with {ratio} times its parameters and {seconds} s of training against {baseline_seconds} s.")
+        _(", {points} percentage points above the baseline's {baseline}, with {parameters} and {seconds} s of training against {baseline_seconds} s.")
         if difference >= 0
-        else _(", {points} percentage points below the baseline's {baseline}, with {ratio} times its parameters and {seconds} s of training against {baseline_seconds} s.")
+        else _(", {points} percentage points below the baseline's {baseline}, with {parameters} and {seconds} s of training against {baseline_seconds} s.")
     )
     seconds, baseline_seconds = distinct(champion.metrics["train_time_s"], baseline.metrics["train_time_s"])
     return intro + comparison.format(
-        points=f"{abs(difference):.2f}", baseline=percent(baseline.metrics["final_test_acc"]), ratio=f"{ratio:.2f}",
+        points=f"{abs(difference):.2f}", baseline=percent(baseline.metrics["final_test_acc"]),
+        parameters=parameters_phrase(int(champion.params.get("parameter_count", 0)), int(baseline.params.get("parameter_count", 0))),
         seconds=seconds, baseline_seconds=baseline_seconds,
     )  # fmt: skip
+
+
+def parameters_phrase(count: int, baseline_count: int) -> str:
+    """The champion's parameter count against the baseline's: "0.73 times its parameters", or, where
+    the ratio reads 1.00, "the same number" or "about as many" ("1.00 times its parameters")."""
+    if count == baseline_count:
+        return _("the same number of parameters")
+    ratio = count / max(1, baseline_count)
+    if f"{ratio:.2f}" == "1.00":
+        return _("about as many parameters")
+    return _("{ratio} times its parameters").format(ratio=f"{ratio:.2f}")
 
 
 def distinct(a: float, b: float, decimals: int = 1, most: int = 3) -> tuple[str, str]:
