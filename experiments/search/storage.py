@@ -18,7 +18,7 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from experiments.settings import UserInputError
-from experiments.tracking.store import first_line, sqlite_database_path
+from experiments.tracking.store import first_line, host_lock, sqlite_database_path
 
 SQLITE_SCHEMES = ("sqlite",)
 POSTGRESQL_SCHEMES = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2")
@@ -117,8 +117,14 @@ def _engine_kwargs(url: str) -> dict[str, object]:
     return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
 
 
+# Two processes creating Optuna's tables in one new database at once: the loser's CREATE TABLE or
+# its alembic_version row collides (PostgreSQL: DuplicateTable/UniqueViolation; SQLite: "table ...
+# already exists" or "UNIQUE constraint failed: alembic_version...").
+CREATION_RACE = re.compile(r"DuplicateTable|UniqueViolation|already exists|UNIQUE constraint failed", re.I)
+CREATION_ATTEMPTS = 3
+
 OPEN_FAILURE_HINTS = (  # (pattern in the error, what to do), first match wins
-    (re.compile(r"DuplicateTable|UniqueViolation|already exists", re.I),
+    (CREATION_RACE,
      "another process was creating Optuna's tables in this new database at the same time; run again "
      "(a class server creates them when it starts and in add-user)"),
     (re.compile(r"password authentication failed|no password supplied", re.I),
@@ -166,13 +172,7 @@ def open_storage(url: str, failed_trial_callback: Callable | None = None):
         if not folder.is_dir():
             raise UserInputError(f"storage {url!r}: folder {folder} does not exist; {ACCEPTED} in an existing folder")
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=_engine_kwargs(url),
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=GRACE_PERIOD_S,
-            heartbeat_stale_trial_callback=failed_trial_callback,
-        )
+        return _created_storage(url, failed_trial_callback)
     except ModuleNotFoundError as error:
         raise UserInputError(
             f"storage {redacted(url)!r} needs the Python package {error.name!r}, which is not installed; "
@@ -184,3 +184,28 @@ def open_storage(url: str, failed_trial_callback: Callable | None = None):
             f"cannot open the Optuna storage {redacted(url)!r}: {type(error).__name__}: "
             f"{first_line(error)}; {open_failure_hint(error)}"
         ) from None
+
+
+def _created_storage(url: str, failed_trial_callback: Callable | None):
+    """``optuna.storages.RDBStorage`` at ``url``, its tables created by one process at a time.
+
+    Why both a lock and a retry: processes of this machine (two suites on one new SQLite store)
+    take turns under :func:`host_lock`; processes of other machines cannot share that lock, so a
+    creation race that still happens (see ``CREATION_RACE``) is retried: the tables exist by then.
+    """
+    import optuna
+
+    for attempt in range(1, CREATION_ATTEMPTS + 1):
+        try:
+            with host_lock(f"optuna-storage:{without_password(url)}"):
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=_engine_kwargs(url),
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=GRACE_PERIOD_S,
+                    heartbeat_stale_trial_callback=failed_trial_callback,
+                )
+        except Exception as error:  # noqa: BLE001 - SQLAlchemy's IntegrityError, ProgrammingError, ...
+            if attempt == CREATION_ATTEMPTS or not CREATION_RACE.search(f"{type(error).__name__} {error}"):
+                raise
+    raise AssertionError("unreachable")
