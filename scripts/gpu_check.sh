@@ -14,7 +14,8 @@
 # Exit status: 0 every step passed, 1 a step failed, 2 bad usage, 77 no CUDA device (nothing run).
 # ANNCORE_GPU_CHECK_DEVICE=cpu runs the same steps on the CPU (the cuda tests then skip): a test
 # of this script's own plumbing on a machine without a GPU, not a GPU check. There the stacked
-# sweep's default K is 1; ANNCORE_GPU_CHECK_TRIALS_PER_BATCH=K gives it one.
+# sweep's default K is 1; ANNCORE_GPU_CHECK_TRIALS_PER_BATCH=K gives it one, and
+# ANNCORE_GPU_CHECK_SWEEP_TRIALS=N runs N trials per sweep instead of 64.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,7 +63,10 @@ data_args=()
 [ -n "$data_dir" ] && data_args=(--data-dir "$data_dir")
 
 # The steps, in order: a key (--steps), a name, a log file and a command each.
-sweep_trials=64  # two stacked groups at the default K on CUDA (32)
+sweep_trials=${ANNCORE_GPU_CHECK_SWEEP_TRIALS:-64}  # 64: two stacked groups at the default K on CUDA (32)
+case "$sweep_trials" in [1-9] | [1-9][0-9] | [1-9][0-9][0-9]) ;;
+    *) echo "error: ANNCORE_GPU_CHECK_SWEEP_TRIALS=$sweep_trials; accepted: a number of trials from 1 to 999" >&2; exit 2 ;;
+esac
 stack_args=()
 [ -n "$stack_k" ] && stack_args=(--trials-per-batch "$stack_k")
 keys=(tests run-all benchmark sweeps sweeps)

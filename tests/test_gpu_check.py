@@ -77,13 +77,16 @@ def test_bad_arguments_exit_2_naming_them() -> None:
     assert result.returncode == 2 and "error: --steps 'sweeps,gpu': unknown step 'gpu'; accepted: " in result.stderr
     result = run_script("--dry-run", ANNCORE_GPU_CHECK_TRIALS_PER_BATCH="0")
     assert result.returncode == 2 and "ANNCORE_GPU_CHECK_TRIALS_PER_BATCH=0; accepted: " in result.stderr
+    result = run_script("--dry-run", ANNCORE_GPU_CHECK_SWEEP_TRIALS="many")
+    assert result.returncode == 2 and "ANNCORE_GPU_CHECK_SWEEP_TRIALS=many; accepted: " in result.stderr
 
 
 def test_the_sweep_steps_on_the_cpu_print_trials_per_minute_stacked_vs_one_at_a_time(tiny_fashion_root, tmp_path) -> None:
     """Both sweeps run (here on the CPU, the stacked one with K = 4), and the summary's line is their parents' figures."""
     out = tmp_path / "out"
     result = run_script("--steps", "sweeps", "--data-dir", str(tiny_fashion_root), "--out", str(out), timeout=900,
-                        ANNCORE_GPU_CHECK_DEVICE="cpu", ANNCORE_GPU_CHECK_TRIALS_PER_BATCH="4", PYTHON_BIN=sys.executable)
+                        ANNCORE_GPU_CHECK_DEVICE="cpu", ANNCORE_GPU_CHECK_TRIALS_PER_BATCH="4",
+                        ANNCORE_GPU_CHECK_SWEEP_TRIALS="12", PYTHON_BIN=sys.executable)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if "trials per minute, stacked vs one at a time" in line)
     stacked, k, one = re.search(r"at a time: ([\d.]+) \(K=(\d+)\) vs ([\d.]+) \(K=1\)", line).groups()
@@ -95,5 +98,5 @@ def test_the_sweep_steps_on_the_cpu_print_trials_per_minute_stacked_vs_one_at_a_
     assert float(stacked) == round(pace["gpu-check-stacked"]["trials_per_minute"], 1) and k == "4"
     assert float(one) == round(pace["gpu-check-one-at-a-time"]["trials_per_minute"], 1)
     assert pace["gpu-check-one-at-a-time"]["trials_per_batch"] == 1
-    assert pace["gpu-check-stacked"]["trials_this_invocation"] == pace["gpu-check-one-at-a-time"]["trials_this_invocation"]
+    assert pace["gpu-check-stacked"]["trials_this_invocation"] == pace["gpu-check-one-at-a-time"]["trials_this_invocation"] == 12
     assert "sweep K=1" in result.stdout and "sweep stacked" in result.stdout and "PASS" in result.stdout
