@@ -384,11 +384,16 @@ def test_arm_comparison_rejects_an_unknown_metric():
         charts.arm_comparison(SUMMARY, "", "t")
 
 
+def test_grad_norm_panels_are_titled_in_the_charts_language():
+    spec = charts.grad_norm_curves(grad_norm_table(), language="ru").to_dict()
+    assert spec["facet"]["column"]["sort"] == ["слой 1", "слой 2", "слой 10"]
+
+
 def test_grad_norm_curves_one_panel_per_layer_in_numeric_order_on_a_log_scale():
     table = grad_norm_table()
     chart = charts.grad_norm_curves(table)
     spec = chart.to_dict()
-    assert spec["facet"]["column"]["sort"] == ["layer1", "layer2", "layer10"]
+    assert spec["facet"]["column"]["sort"] == ["layer 1", "layer 2", "layer 10"]  # logged as layer1, ...
     assert spec["spec"]["encoding"]["y"]["scale"]["type"] == "log"
     lines = [m for m in rendered_marks(chart) if m["marktype"] == "line"]
     assert len(lines) == 3 * 2  # layers x arms
@@ -396,7 +401,8 @@ def test_grad_norm_curves_one_panel_per_layer_in_numeric_order_on_a_log_scale():
     pixels, logs = [], []
     for line in lines:
         for item in line["items"]:
-            key = (description_field(item, "arm"), description_field(item, "layer"), int(description_field(item, "epoch")))
+            layer = description_field(item, "layer").replace("layer ", "layer")
+            key = (description_field(item, "arm"), layer, int(description_field(item, "epoch")))
             pixels.append(item["y"])
             logs.append(np.log10(mean.loc[key]))
     assert_affine(pixels, logs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import altair as alt
 import pandas as pd
 
@@ -134,6 +136,10 @@ def grad_norm_curves(
     several_seeds = table.groupby(["arm", "layer", "epoch"]).size().max() > 1
     log_scale = bool((table["grad_norm"] > 0).all())
     _ = translator(language)
+    # The logged names (layer1, layer2, ...) become panel titles in the chart's language ("слой 1").
+    shown = {name: re.sub(r"^layer(\d+)$", lambda match: f"{_('layer')} {match.group(1)}", name) for name in layers}
+    table["layer"] = table["layer"].map(shown)
+    layers = [shown[name] for name in layers]
     y_title = "‖∂L/∂W‖₂" + (" " + _("(mean over seeds)") if several_seeds else "")
 
     return (
