@@ -386,3 +386,28 @@ def test_the_stack_heartbeat_beats_for_live_trials_and_quiet_runs_only(tmp_path)
     time.sleep(GRACE_PERIOD_S + 1)
     optuna.storages.fail_stale_trials(study)  # as the next worker does: only trials with a heartbeat can be stale
     assert [t.state.name for t in study.get_trials()] == ["FAIL", "FAIL", "RUNNING"]
+
+
+def test_sigterm_during_a_stack_ends_every_member_killed_and_its_trials_failed(tiny_fashion_root, tmp_path) -> None:
+    """Stopped while its stack trains, the sweep exits without a traceback, and nothing is left RUNNING: every
+    member's run KILLED with the epochs it logged, every member's trial FAIL, the parent KILLED."""
+    args = ["--trials", "2", "--epochs", "400", "--study-name", "stopped", "--trials-per-batch", "2"]
+    worker = _cli(*sweep_args(tiny_fashion_root, tmp_path, *args), start_new_session=True)
+    try:
+        _wait_for_running_trial(tmp_path)
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.communicate()
+    assert worker.returncode != 0 and "Traceback" not in err, err[-3000:]
+    trials = load_study(tmp_path, "stopped").trials
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"], err[-3000:]
+    runs = trial_runs(tmp_path, "stopped")
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"KILLED"}, err[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
+        assert steps and steps == list(range(1, len(steps) + 1))  # the epochs up to the signal, in order
+    assert parent_of(tmp_path, "stopped").info.status == "KILLED"
