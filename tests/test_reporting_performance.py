@@ -130,6 +130,7 @@ def test_chart_draws_one_labelled_bar_per_pipeline(report_store: str, logged) ->
 def test_findings_name_each_target_met_or_missed_and_the_fastest_pipeline(report_store: str, logged) -> None:
     _, results, _ = logged
     md = performance.findings().data
+    assert md.startswith("**What the data say.** The run ")  # the lead-in opens the findings' own paragraph
     targets, ratios = results["targets"], results["ratios"]
     met = sum(target["met"] for target in targets.values())
     counted = {len(targets): f"met all {met} of its", 0: f"met none of its {len(targets)}"}.get(

@@ -96,6 +96,12 @@ class Section:
         return wrapper
 
     @staticmethod
+    def findings_lead_in() -> str:
+        """``**What the data say.** `` to open a findings paragraph: in the paragraph, so the PDF never leaves it
+        alone at a page's foot (a paragraph of its own could end a page, its findings on the next)."""
+        return "**" + _("What the data say.") + "** "
+
+    @staticmethod
     def source_line(runs: Sequence[StoredRun]) -> str:
         """``*Source: run `1a2b3c4d` (anncore-baseline, <start time>, cpu).*``, naming every run used."""
         return "*" + _("Source: {runs}.").format(runs="; ".join(run.citation() for run in runs)) + "*"

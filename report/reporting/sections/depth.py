@@ -66,4 +66,4 @@ def depth_findings(store: Store, run: StoredRun) -> Markdown:
         study_findings.time_sentence(summary),
         study_findings.parameters_sentence(summary),
     ]
-    return Markdown(" ".join(sentences) + " " + DEPTH.source_line([run]) + "\n")
+    return Markdown(DEPTH.findings_lead_in() + " ".join(sentences) + " " + DEPTH.source_line([run]) + "\n")

@@ -379,4 +379,5 @@ def findings(store: Store, run: StoredRun) -> Markdown:
         speed_sentence(results["pipelines"]),
         notebook_sentence(results["ratios"]),
     ]
-    return Markdown(" ".join(sentence for sentence in sentences if sentence) + " " + SECTION.source_line([run]) + "\n")
+    return Markdown(SECTION.findings_lead_in() + " ".join(sentence for sentence in sentences if sentence) + " "
+                    + SECTION.source_line([run]) + "\n")
