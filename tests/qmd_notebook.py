@@ -128,6 +128,11 @@ def outputs_of(cell: nbformat.NotebookNode, mime: str) -> list[str]:
     return found
 
 
+def inline_pngs(cell: nbformat.NotebookNode) -> list[str]:
+    """The base64 PNGs a code cell's Markdown shows inline (``<img src="data:image/png;base64,...">``)."""
+    return [m for md in outputs_of(cell, "text/markdown") for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', md)]
+
+
 def cells_by_label(notebook: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     """The notebook's code cells keyed by their ``label`` option."""
     return {

@@ -51,41 +51,83 @@ def display_mime(output, to: str) -> str | None:
     return next((mime for mime in priority if mime in data), None)
 
 
-def document_markdown(notebook: nbformat.NotebookNode, to: str, build: Path) -> str:
+def report_execute_options() -> dict:
+    """The ``execute`` options of the report's ``_quarto.yml`` (``output: asis`` among them)."""
+    config = yaml.safe_load((Path(__file__).resolve().parent.parent / "report" / "_quarto.yml").read_text())
+    return config.get("execute") or {}
+
+
+def output_markdown(output, to: str, files_dir: Path, build: Path, name: str, asis: bool) -> str | None:
+    """One output as Quarto writes it for format ``to`` (without its enclosing block)."""
+    if output.output_type == "stream":
+        if output.name != "stdout":
+            return None  # warning: false
+        return output.text if asis else "```\n" + output.text.rstrip("\n") + "\n```"
+    mime = display_mime(output, to)
+    value = _text(output["data"][mime]) if mime else ""
+    if mime == "text/markdown":
+        return value
+    if mime in ("image/png", "image/jpeg"):
+        image = files_dir / f"{name}.{mime.split('/')[1]}"
+        image.write_bytes(base64.b64decode(value))
+        return f"![]({image.relative_to(build).as_posix()})"
+    if mime == "text/html":
+        return "```{=html}\n" + value + "\n```"
+    if mime == "text/plain":
+        return "```\n" + value + "\n```"
+    return None
+
+
+def cell_markdown(cell, index: int, to: str, files_dir: Path, build: Path, execute: dict) -> str:
+    """A code cell's outputs as Quarto writes them (quarto-cli ``src/core/jupyter/jupyter.ts``,
+    ``mdFromCodeCell``): each output in a ``.cell-output`` div and all in a ``.cell`` div, which
+    pandoc's Typst writer turns into ``#block[...]``; with ``output: asis`` no output div, and no
+    cell div unless the cell is labelled and has other than one display output (then the div
+    carries the label as its id)."""
+    options = cell.metadata.get("options", {})
+    asis = options.get("output", execute.get("output")) == "asis"
+    label = options.get("label")
+    displays = sum(output.output_type in ("display_data", "execute_result") for output in cell.outputs)
+    label_cell = bool(label) and displays != 1
+    parts, suffix = [], 1
+    for number, output in enumerate(cell.outputs):
+        markdown = output_markdown(output, to, files_dir, build, f"cell-{index}-output-{number}", asis)
+        if markdown is None:
+            continue
+        if not asis:
+            kind = f".cell-output-{output.name}" if output.output_type == "stream" else ".cell-output-display"
+            ident = ""
+            if label_cell and output.output_type != "stream" and not display_mime(output, to).startswith("image/"):
+                ident, suffix = f"#{label}-{suffix} ", suffix + 1
+            markdown = f"::: {{{ident}.cell-output {kind}}}\n{markdown}\n:::"
+        parts.append(markdown)
+    if not parts:
+        return ""
+    body = "\n\n".join(parts)
+    if label_cell or not asis:
+        body = f"::: {{{'#' + label + ' ' if label_cell else ''}.cell}}\n{body}\n:::"
+    return body
+
+
+def document_markdown(notebook: nbformat.NotebookNode, to: str, build: Path, execute: dict | None = None) -> str:
     """The Markdown Quarto would give pandoc for format ``to`` ("html" or "typst").
 
     Images of display outputs are written into ``build/figures/`` (linked relative to ``build``,
     where the document goes, as Quarto links its figures folder); stdout
     streams become code blocks; stderr and ``include: false`` chunks are left out, as
-    ``warning: false`` and ``include: false`` do.
+    ``warning: false`` and ``include: false`` do. Cell and output blocks as :func:`cell_markdown`,
+    under ``execute`` (default: the report's ``_quarto.yml``'s).
     """
+    execute = report_execute_options() if execute is None else execute
     files_dir = build / "figures"
     files_dir.mkdir(parents=True, exist_ok=True)
     parts = []
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "markdown":
             parts.append(cell.source)
-            continue
-        if cell.metadata.get("options", {}).get("include") is False:
-            continue
-        for number, output in enumerate(cell.outputs):
-            if output.output_type == "stream":
-                if output.name == "stdout":
-                    parts.append("```\n" + output.text.rstrip("\n") + "\n```")
-                continue
-            mime = display_mime(output, to)
-            value = _text(output["data"][mime]) if mime else ""
-            if mime == "text/markdown":
-                parts.append(value)
-            elif mime in ("image/png", "image/jpeg"):
-                image = files_dir / f"cell-{index}-output-{number}.{mime.split('/')[1]}"
-                image.write_bytes(base64.b64decode(value))
-                parts.append(f"![]({image.relative_to(build).as_posix()})")
-            elif mime == "text/html":
-                parts.append("```{=html}\n" + value + "\n```")
-            elif mime == "text/plain":
-                parts.append("```\n" + value + "\n```")
-    return "\n\n".join(parts) + "\n"
+        elif cell.metadata.get("options", {}).get("include") is not False:
+            parts.append(cell_markdown(cell, index, to, files_dir, build, execute))
+    return "\n\n".join(part for part in parts if part) + "\n"
 
 
 def front_matter(project: Path, to: str) -> str:
@@ -106,20 +148,23 @@ def markdown_to(markdown: str, to: str, profiles: frozenset[str] = frozenset()) 
     return pypandoc.convert_text(selected, to, format="json", extra_args=extra)
 
 
-def compile_typst(typ: Path, pdf: Path, typst_path: Path | None = None) -> None:
+def compile_typst(typ: Path, pdf: Path, typst_path: Path | None = None) -> list[str]:
     """Compile ``typ`` into ``pdf`` with the venv's ``typst`` or, given ``typst_path``, the
-    package installed there (in a subprocess, as two versions cannot share one process)."""
+    package installed there (in a subprocess, as two versions cannot share one process); return
+    typst's warnings (Quarto prints them, "layout did not converge within 5 attempts" among them)."""
     if typst_path is None:
         import typst
 
-        typst.compile(str(typ), output=str(pdf), root=str(typ.parent))
-        return
-    code = "import sys, typst; typst.compile(sys.argv[1], output=sys.argv[2], root=sys.argv[3])"
+        _, warnings = typst.compile_with_warnings(str(typ), output=str(pdf), root=str(typ.parent))
+        return [str(warning.message) for warning in warnings]
+    code = ("import json, sys, typst; _, w = typst.compile_with_warnings(sys.argv[1], output=sys.argv[2], root=sys.argv[3]); "
+            "print(json.dumps([str(x.message) for x in w]))")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(typst_path)}
     result = subprocess.run([sys.executable, "-c", code, str(typ), str(pdf), str(typ.parent)],
                             env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def typst_version(typst_path: Path | None = None) -> str:

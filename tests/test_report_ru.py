@@ -31,7 +31,7 @@ from reporting import i18n
 from reporting.display import FORMAT_LOCALES
 from tests.external_tools import requires
 from tests.quarto_formats import document_markdown, typst_build_dir
-from tests.qmd_notebook import cells_by_label, outputs_of, select_content, split_front_matter
+from tests.qmd_notebook import cells_by_label, inline_pngs, outputs_of, select_content, split_front_matter
 from tests.report_runs import INDEX, REPO, REPORT
 
 CATALOGUES = {  # domain -> (source folder, Russian .po)
@@ -241,7 +241,7 @@ def test_russian_edition_leaves_no_english_label_where_the_reader_reads(full_rep
     sweep = "".join(outputs_of(ru["sweep-history"], "text/markdown") + outputs_of(ru["sweep-parameters"], "text/markdown"))
     assert any(form in sweep for form in ("завершено", json.dumps("завершено")[1:-1]))  # the spec may \u-escape
     assert '"COMPLETE"' not in sweep.replace('"state": "COMPLETE"', "")
-    grids = [base64.b64decode(outputs_of(cells["baseline-predictions"], "image/png")[0]) for cells in (en, ru)]
+    grids = [base64.b64decode(inline_pngs(cells["baseline-predictions"])[0]) for cells in (en, ru)]
     assert grids[0] != grids[1]
     n = len(re.findall(r"^\| \d+ \|", "".join(outputs_of(en["baseline-predictions"], "text/markdown")), re.M))
     tiles = [predictions_grid_images(Image.open(io.BytesIO(png)), n) for png in grids]
@@ -254,8 +254,9 @@ def numbers(notebook, decimal_comma: bool = False) -> collections.Counter:
     texts = []
     for cell in notebook.cells:
         for md in outputs_of(cell, "text/markdown") if cell.cell_type == "code" else []:
-            if cell.metadata["options"].get("label") == "provenance":
-                md = re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC(?=\D*$)", "", md)  # the render time
+            if cell.metadata["options"].get("label") == "provenance":  # the render time ends its first paragraph
+                head, _, rest = md.partition("\n\n")
+                md = re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC(?=\D*$)", "", head) + "\n\n" + rest
             texts.append(re.sub(r"^(`{3,})\{=\w+\}\n.*?^\1\s*$", "", md, flags=re.S | re.M))
     joined = "\n".join(texts)
     if decimal_comma:

@@ -115,7 +115,7 @@ def test_ratio_table_shows_every_ratio_against_its_target(report_store: str, log
 def test_chart_draws_one_labelled_bar_per_pipeline(report_store: str, logged) -> None:
     parent, results, _ = logged
     outputs = performance.pipeline_chart()
-    chart_output, source = outputs.parts
+    (chart_output,) = outputs.parts  # the chart with its source line under it
     seconds = [figures["seconds_per_60000_images"] for figures in results["pipelines"].values()]
     marks = rendered_marks(chart_output.chart)
     (bars,) = [m for m in marks if m["marktype"] == "rect"]
@@ -124,7 +124,7 @@ def test_chart_draws_one_labelled_bar_per_pipeline(report_store: str, logged) ->
     assert_affine([bar["x"] + bar["width"] for bar in bars["items"]], seconds)
     for label, value in zip(labels["items"], seconds):
         assert as_number(label["text"]) == pytest.approx(value, rel=5e-3)
-    assert f"`{parent.info.run_id[:8]}`" in source.data
+    assert f"`{parent.info.run_id[:8]}`" in chart_output.caption and chart_output.caption.startswith("*Source: run")
 
 
 def test_findings_name_each_target_met_or_missed_and_the_fastest_pipeline(report_store: str, logged) -> None:

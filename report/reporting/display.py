@@ -30,7 +30,8 @@ from typing import Any, Iterator
 
 import altair as alt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython import get_ipython
+from IPython.display import Markdown
 
 from experiments.charts.export import chart_html_fragment, inline_vega_scripts, to_png
 from reporting.i18n import language
@@ -49,10 +50,6 @@ COLUMN_WIDTH_PX = 720
 CHART_ID_PREFIX = "chart-"
 # The tallest an image is set in the PDF: under 40 % of A4's text height with 2 cm margins (728 pt).
 MAX_IMAGE_HEIGHT_PT = 280
-# An image shrinks to fit the rest of its page when that holds at least this share of its height
-# (:func:`typst_image`), keeping this much room for the spacing above it and the source line under it.
-MIN_FIT_SHARE = 0.5
-IMAGE_CAPTION_ROOM = "3.8em"
 # d3-format locales of the editions whose numbers differ from English: a chart's axis labels,
 # legends, tooltips and format() expressions follow the prose (Russian: 0,1 and 8 226).
 FORMAT_LOCALES: dict[str, dict[str, Any]] = {
@@ -95,11 +92,14 @@ class ChartOutput:
         its HTML element id (:attr:`element_id`).
     alt_text : str
         A short description: the ``text/plain`` representation and the PDF image's alt text.
+    caption : str
+        Markdown under the chart (the runs it came from), kept with it (:func:`figure_markdown`).
     """
 
     chart: alt.TopLevelMixin
     div_id: str
     alt_text: str
+    caption: str = ""
 
     @property
     def element_id(self) -> str:
@@ -136,7 +136,7 @@ class ChartOutput:
         chart, png = self.fitted()
         html = chart_html_fragment(chart, self.element_id, chart_format_locale())
         typst = self.typst_image(self.write_png(png))
-        return {"text/markdown": raw_block("html", html) + "\n" + raw_block("typst", typst), "text/plain": self.alt_text}
+        return {"text/markdown": figure_markdown(html, typst, self.caption), "text/plain": self.alt_text}
 
 
 def chart_format_locale() -> dict[str, Any] | None:
@@ -158,41 +158,33 @@ def write_image(name: str, png: bytes) -> Path:
 
 
 def typst_image(path: Path, width_px: float, height_px: float, alt_text: str) -> str:
-    """Typst code placing an image of ``width_px`` x ``height_px`` CSS pixels at that size, shrunk
-    to the text width and to :data:`MAX_IMAGE_HEIGHT_PT`, and shrunk further to fit the rest of
-    the page where it stands.
-
-    The height cap keeps an image to under half a page. Still, an image that did not fit under
-    its heading moved whole to the next page and left a third of this one blank. Where the room
-    left on the page holds at least :data:`MIN_FIT_SHARE` of the image's height, the image is set
-    at that height instead. The room is measured from an invisible marker (a labelled
-    ``metadata``, named after the image's file, unique as the file is) set just before the image:
-    the page's height less its bottom margin, the marker's position and
-    :data:`IMAGE_CAPTION_ROOM`. (Measured at the image itself, an image that first moved to the
-    next page would find room enough there and never come back.) Typst 0.14 and 0.15 both
-    converge on it.
-    """
+    """Typst code setting an image of ``width_px`` x ``height_px`` CSS pixels at that size, shrunk
+    to the text width and to :data:`MAX_IMAGE_HEIGHT_PT`, centred."""
     width_pt = min(width_px * PT_PER_PX, MAX_IMAGE_HEIGHT_PT * width_px / height_px)
-    ratio = height_px / width_px
-    marker = "fit-" + re.sub(r"[^A-Za-z0-9_-]+", "-", path.with_suffix("").as_posix())
-    image = f"image({typst_string(path.as_posix())}, width: fitted, alt: {typst_string(alt_text)})"
-    return (
-        f"#block(height: 0pt, above: 0pt, below: 0pt)[#metadata(none) <{marker}>]\n"
-        "#block(width: 100%, layout(size => context {\n"
-        f"  let width = calc.min(size.width, {width_pt:.1f}pt)\n"
-        "  let margin = if type(page.margin) == dictionary {\n"
-        '    page.margin.at("bottom", default: page.margin.at("y", default: page.margin.at("rest", default: auto)))\n'
-        "  } else { page.margin }\n"
-        "  let short-side = calc.min(page.width, page.height)\n"
-        "  let bottom = if margin == auto { 2.5 / 21 * short-side } else if type(margin) == relative {\n"
-        "    margin.length.to-absolute() + margin.ratio * short-side\n"
-        "  } else { margin.to-absolute() }\n"
-        f"  let room = page.height - bottom - locate(<{marker}>).position().y - ({IMAGE_CAPTION_ROOM}).to-absolute()\n"
-        f"  let fits = room < width * {ratio:.4f} and room >= {MIN_FIT_SHARE} * width * {ratio:.4f}\n"
-        f"  let fitted = if fits {{ room / {ratio:.4f} }} else {{ width }}\n"
-        f"  {image}\n"
-        "}))"
-    )
+    image = f"image({typst_string(path.as_posix())}, width: {width_pt:.1f}pt, alt: {typst_string(alt_text)})"
+    return f"#align(center, block(width: 100%, {image}))"
+
+
+def figure_markdown(html_block: str, typst_block: str, caption: str) -> str:
+    """One Markdown output: an image (``html_block`` for HTML, ``typst_block`` for the PDF) and under
+    it ``caption`` (Markdown: the runs it came from), kept together.
+
+    In the PDF the two float (Typst's ``place(auto, float: true)``, LaTeX's ``[tp]``): at the top or
+    the bottom of the page, or on the next one when they do not fit, while the text goes on. An
+    image in the flow that did not fit moved whole to the next page and left a third of this one
+    blank; shrinking it to the room left (measured with ``locate``) made every image's size depend
+    on the ones before, and typst stopped after five passes without converging. A float escapes
+    to the page only from the top level of the document, so the report's chunks emit their output
+    with ``output: asis`` (``_quarto.yml``), which Quarto writes with no enclosing cell block, and
+    :class:`Outputs` makes one output of a chunk's parts (Quarto wraps a chunk of several outputs
+    in a labelled block).
+    """
+    opening = "#place(auto, float: true, clearance: 1.5em, block(width: 100%, breakable: false)[\n" + typst_block
+    parts = [raw_block("html", html_block), raw_block("typst", opening)]
+    if caption:
+        parts.append(caption.strip() + "\n")
+    parts.append(raw_block("typst", "])"))
+    return "\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -211,11 +203,14 @@ class PngOutput:
         Its file name under ``_chart_images/`` (unique within the document).
     alt_text : str
         A short description: the image's alt text.
+    caption : str
+        Markdown under the image, kept with it (:func:`figure_markdown`).
     """
 
     png: bytes
     name: str
     alt_text: str
+    caption: str = ""
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         data = base64.b64encode(self.png).decode("ascii")
@@ -223,7 +218,7 @@ class PngOutput:
         alt = html.escape(self.alt_text, quote=True)
         img = f'<img src="data:image/png;base64,{data}" alt="{alt}" style="max-width: 100%; height: auto;">'
         typst = typst_image(write_image(self.name, self.png), width, height, self.alt_text)
-        return {"text/markdown": raw_block("html", img) + "\n" + raw_block("typst", typst), "image/png": data,
+        return {"text/markdown": figure_markdown(img, typst, self.caption), "image/png": data,
                 "text/plain": self.alt_text}  # fmt: skip
 
 
@@ -238,11 +233,11 @@ class VegaScripts:
         return raw_block("html", inline_vega_scripts())
 
 
-def png_image(data: bytes, name: str, alt_text: str) -> PngOutput:
-    """A PNG (an artifact's bytes) as a display object (:class:`PngOutput`)."""
+def png_image(data: bytes, name: str, alt_text: str, caption: str = "") -> PngOutput:
+    """A PNG (an artifact's bytes) as a display object (:class:`PngOutput`), ``caption`` under it."""
     if not isinstance(data, bytes) or not data.startswith(b"\x89PNG"):
         raise ValueError(f"expected the bytes of a PNG file; got {type(data).__name__} {data[:8]!r}")
-    return PngOutput(data, name, alt_text)
+    return PngOutput(data, name, alt_text, caption)
 
 
 # A table's width budget in characters (A4, 2 cm margins: about 17 cm of text, tables at 0.85 em:
@@ -332,10 +327,13 @@ def markdown_table(frame: pd.DataFrame, caption: str, name: str) -> str:
 
 
 class Outputs:
-    """Several display objects shown in order by one chunk (``None`` parts are skipped).
+    """Several display objects shown in order by one chunk (``None`` parts are skipped), as one
+    Markdown output.
 
-    IPython calls ``_ipython_display_`` instead of formatting the object, so each part
-    becomes its own output and keeps its own MIME types.
+    Quarto wraps a chunk with several outputs in a block labelled with the chunk's label, from
+    which a figure cannot float in the PDF (:func:`figure_markdown`); a chunk of one output with
+    ``output: asis`` gets no block at all. Every part has a Markdown form (Markdown text,
+    :class:`ChartOutput`, :class:`PngOutput`, a Markdown table).
     """
 
     def __init__(self, *parts: Any) -> None:
@@ -347,9 +345,33 @@ class Outputs:
     def __len__(self) -> int:
         return len(self.parts)
 
-    def _ipython_display_(self) -> None:
-        for part in self.parts:
-            display(part)
+    def markdown(self) -> str:
+        """The parts' Markdown, in order, one block after another."""
+        return "\n".join(part_markdown(part).rstrip("\n") + "\n" for part in self.parts)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/markdown": self.markdown(), "text/plain": f"<{len(self.parts)} report outputs>"}
+
+
+def part_markdown(part: Any) -> str:
+    """The Markdown form of one display object, as IPython would show it on its own.
+
+    Through the kernel's display formatter where there is one, so a :class:`Markdown` part gets
+    the edition's typography (:func:`reporting.typography.use_edition_typography`); else its
+    ``_repr_mimebundle_``'s or ``_repr_markdown_``'s ``text/markdown``, or a :class:`Markdown`'s text.
+    """
+    shell = get_ipython()
+    if shell is not None:
+        data, _ = shell.display_formatter.format(part)
+        if "text/markdown" in data:
+            return data["text/markdown"]
+    elif isinstance(part, Markdown):
+        return part.data
+    elif hasattr(part, "_repr_mimebundle_") and "text/markdown" in (bundle := part._repr_mimebundle_()):
+        return bundle["text/markdown"]
+    elif hasattr(part, "_repr_markdown_"):
+        return part._repr_markdown_()
+    raise TypeError(f"a report output needs a Markdown form; got {type(part).__name__}: {part!r:.80}")
 
 
 def flags_as_code(text: str) -> str:

@@ -109,11 +109,8 @@ class Section:
     def chart(
         self, chart: alt.TopLevelMixin, div_id: str, alt_text: str, runs: Sequence[StoredRun], note: str = ""
     ) -> Outputs:
-        """A chart (interactive in HTML, PNG in PDF) followed by the runs it came from."""
-        return Outputs(
-            ChartOutput(chart, div_id, alt_text),
-            Markdown(f"{note}{' ' if note else ''}{self.source_line(runs)}\n"),
-        )
+        """A chart (interactive in HTML, PNG in PDF) with the runs it came from under it."""
+        return Outputs(ChartOutput(chart, div_id, alt_text, caption=f"{note}{' ' if note else ''}{self.source_line(runs)}"))
 
     def table(self, frame: pd.DataFrame, caption: str, runs: Sequence[StoredRun], name: str) -> Markdown:
         """A Markdown table whose caption names the runs it came from, labelled ``tbl-<name>``

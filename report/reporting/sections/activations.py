@@ -90,14 +90,12 @@ def elu_explorer() -> Outputs:
             elu_alpha_explorer(language=chart_language()),
             "elu-alpha-explorer",
             _("ELU with an alpha slider, beside ReLU and Leaky ReLU"),
-        ),
-        Markdown(
-            "*"
+            caption="*"
             + _(
                 "Drawn in the browser from the ELU formula as the slider moves (HTML version; the PDF "
                 "shows α = 1). No run needed: nothing here is measured."
             )
-            + "*\n"
+            + "*",
         ),
     )
 

@@ -31,8 +31,12 @@ def status() -> Markdown:
 def sample_images(store: Store, run: StoredRun) -> Outputs:
     """The notebook's sample grid: a few training images of each class (the run's PNG)."""
     return Outputs(
-        png_image(store.load_bytes(run, "sample_images.png"), "baseline-samples", _("Training images, a few per class")),
-        Markdown(_("Training images, a few per class.") + " " + SECTION.source_line([run]) + "\n"),
+        png_image(
+            store.load_bytes(run, "sample_images.png"),
+            "baseline-samples",
+            _("Training images, a few per class"),
+            caption=_("Training images, a few per class.") + " " + SECTION.source_line([run]),
+        ),
     )
 
 
@@ -148,8 +152,8 @@ def sample_predictions(store: Store, run: StoredRun) -> Outputs:
             predictions_png(store.load_bytes(run, "sample_predictions.png"), table),
             "baseline-predictions",
             _("Sample test predictions"),
+            caption=correct + " " + SECTION.source_line([run]),
         ),
-        Markdown(correct + " " + SECTION.source_line([run]) + "\n"),
         SECTION.table(frame, _("Baseline: sample test predictions with confidence"), [run], "baseline-predictions"),
     )
 
