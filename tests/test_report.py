@@ -29,6 +29,7 @@ from tests.external_tools import find, require, requires
 from tests.report_runs import execute_report, run_experiments
 from tests.quarto_formats import (
     CDN_TRIGGERS, TYPST_014, blank_fractions, compile_typst, document_markdown, front_matter, headings_at_page_foot, markdown_to,
+    pages_before_a_chapter,
     pdf_text, pdf_word_boxes, typst_build_dir, typst_version,
 )  # fmt: skip
 
@@ -316,11 +317,15 @@ def pdf_raw_texts(typst_build: Path, pdf_texts) -> dict[str, str]:
 def test_no_pdf_page_is_left_half_empty(typst_build: Path, pdf_texts) -> None:
     """A heading and a sentence above a chart or derivation that could not break, moved whole to the
     next page, left 45-58 % of a page blank: images float, derivations and tables break. No page
-    but the last has more than a quarter of its text area in tall white gaps."""
+    but the last has more than a quarter of its text area in tall white gaps, except a chapter's
+    last page: a figure still waiting there is placed before the next chapter, on the next page if
+    it does not fit, which can leave at most its own height blank (under 45 % of a page)."""
     for version in pdf_texts:
-        fractions = blank_fractions(typst_build / f"index-{version}.pdf")
-        blank = [(page, round(f, 2)) for page, f in enumerate(fractions[:-1], start=1) if f > 0.25]
-        assert len(fractions) > 20 and not blank, (version, blank)
+        pdf = typst_build / f"index-{version}.pdf"
+        fractions, before_chapter = blank_fractions(pdf), pages_before_a_chapter(typst_build / "index.typ", pdf)
+        blank = [(page, round(f, 2)) for page, f in enumerate(fractions[:-1], start=1)
+                 if f > (0.45 if page in before_chapter else 0.25)]  # fmt: skip
+        assert len(fractions) > 20 and len(before_chapter) >= 8 and not blank, (version, blank)
 
 
 @requires("pdftotext")
