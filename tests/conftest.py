@@ -13,8 +13,14 @@ from tests.idx_files import write_fashion_mnist
 pytest_plugins = ("pytester",)  # tests/test_worker_groups.py collects a session of its own
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the tests marked ``cuda`` on a machine without CUDA (``scripts/gpu_check.sh`` runs them on one)."""
+    """Group the tests for the workers, and skip the tests marked ``cuda`` on a machine without CUDA
+    (``scripts/gpu_check.sh`` runs them on one).
+
+    First among the hooks: pytest-xdist's own reads the ``xdist_group`` markers in this same hook
+    (it appends the group to each test's id), and ran before this one, so the groups were ignored
+    and each worker built the session's suite and report, and modules' servers, for itself."""
     import torch
 
     _group_for_workers(items)

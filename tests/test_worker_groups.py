@@ -3,6 +3,9 @@ a module runs whole on one worker, and the modules using the session's suite or 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import SESSION_RUNS
@@ -32,3 +35,30 @@ def test_the_report_and_suite_modules_are_grouped_when_collected_together(pytest
                         test_c="def test_c(): pass")
     items, _ = pytester.inline_genitems()
     assert _groups(items) == {"test_a.py": {"session-runs"}, "test_b.py": {"session-runs"}, "test_c.py": {"test_c.py"}}
+
+
+def test_under_xdist_a_module_runs_whole_on_one_worker(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The markers must be set before pytest-xdist reads them (it ignored them once, and each worker
+    built the session's suite and report for itself): a real two-worker ``--dist loadgroup`` session
+    runs each module's tests on one worker and builds each module fixture once."""
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("BUILT_DIR", str(pytester.path))
+    pytester.makeconftest("from tests.conftest import pytest_collection_modifyitems  # noqa: F401")
+    module = (
+        "import os, pathlib, pytest\n"
+        "@pytest.fixture(scope='module')\n"
+        "def built():\n"
+        "    pathlib.Path(os.environ['BUILT_DIR'], f'built-{name}-{{os.getpid()}}').write_text('x')\n"
+        "{tests}"
+    )
+    tests = "".join(f"def test_{i}(built): pass\n" for i in range(12))
+    pytester.makepyfile(test_a=module.format(name="a", tests=tests), test_b=module.format(name="b", tests=tests))
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "-v")
+    result.assert_outcomes(passed=24)
+    workers: dict[str, set[str]] = {}
+    for line in result.outlines:
+        if line.startswith("[gw") and " PASSED " in line:
+            workers.setdefault(line.split(" PASSED ")[-1].split("::")[0], set()).add(line.split()[0])
+    assert set(workers) == {"test_a.py", "test_b.py"} and all(len(w) == 1 for w in workers.values()), workers
+    assert sorted(path.name.rsplit("-", 1)[0] for path in pytester.path.glob("built-*")) == ["built-a", "built-b"]
