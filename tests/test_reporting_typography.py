@@ -57,3 +57,27 @@ def test_markdown_outputs_are_shown_with_the_editions_typography(monkeypatch, la
     finally:
         shell.display_formatter.formatters["text/markdown"].pop(Markdown, None)
         InteractiveShell.clear_instance()
+
+
+@pytest.mark.parametrize(("lang", "expected"), [("en", "−0.5"), ("ru", "−0,5")])
+def test_a_figures_caption_gets_the_editions_typography(tmp_path, monkeypatch, lang: str, expected: str) -> None:
+    """A chart's source line was a Markdown output of its own; inside the figure it still is formatted as one."""
+    import io
+
+    from PIL import Image
+
+    from reporting.display import png_image
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QUARTO_PROFILE", lang if lang != "en" else "")
+    monkeypatch.setenv("ANNCORE_REPORT_LANG", "")
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), "white").save(buffer, format="PNG")
+    shell = InteractiveShell.instance()
+    try:
+        use_edition_typography(shell)
+        markdown = png_image(buffer.getvalue(), "x", "x", caption="*Mean change -0.5.*")._repr_mimebundle_()["text/markdown"]
+        assert f"*Mean change {expected}.*\n" in markdown
+    finally:
+        shell.display_formatter.formatters["text/markdown"].pop(Markdown, None)
+        InteractiveShell.clear_instance()

@@ -177,12 +177,12 @@ def figure_markdown(html_block: str, typst_block: str, caption: str) -> str:
     to the page only from the top level of the document, so the report's chunks emit their output
     with ``output: asis`` (``_quarto.yml``), which Quarto writes with no enclosing cell block, and
     :class:`Outputs` makes one output of a chunk's parts (Quarto wraps a chunk of several outputs
-    in a labelled block).
+    in a labelled block). The caption is formatted as a :class:`Markdown` output (:func:`part_markdown`).
     """
     opening = "#place(auto, float: true, clearance: 1.5em, block(width: 100%, breakable: false)[\n" + typst_block
     parts = [raw_block("html", html_block), raw_block("typst", opening)]
-    if caption:
-        parts.append(caption.strip() + "\n")
+    if caption:  # shown as a Markdown output of its own would be: with the edition's typography
+        parts.append(part_markdown(Markdown(caption)).strip() + "\n")
     parts.append(raw_block("typst", "])"))
     return "\n".join(parts)
 
