@@ -231,10 +231,17 @@ def blank_fractions(pdf: Path, dpi: int = 72, margin_pt: float = 56.7, gap_pt: f
     return fractions
 
 
+def heading_titles(typ: Path, levels: int | None = None) -> list[str]:
+    """The titles of the Typst source's headings (lines ``= Title``, ``== Title``, ...), markup removed;
+    with ``levels``, only the headings of that level."""
+    marks = "=+" if levels is None else "=" * levels
+    return [re.sub(r"[\\#`*_]", "", line).strip() for line in re.findall(rf"^{marks} (.+)$", typ.read_text(), re.M)]
+
+
 def pages_before_a_chapter(typ: Path, pdf: Path) -> set[int]:
     """The pages of ``pdf`` followed by a page that starts a chapter (a level-1 heading ``= Title``
     of ``typ``): where the chapter's waiting figures were placed, the rest of the page may stay blank."""
-    titles = [re.sub(r"[\\#`*_]", "", line).strip() for line in re.findall(r"^= (.+)$", typ.read_text(), re.M)]
+    titles = heading_titles(typ, levels=1)
     pages = pdf_text(pdf).split("\f")
     starts = {number for number, page in enumerate(pages, start=1)
               if any(line.strip().endswith(title) for line in page.splitlines() for title in titles)}  # fmt: skip
@@ -244,7 +251,7 @@ def pages_before_a_chapter(typ: Path, pdf: Path) -> set[int]:
 def headings_at_page_foot(typ: Path, pdf: Path, lines: int = 2) -> list[tuple[int, str]]:
     """The headings of the Typst source ``typ`` (lines ``= Title``) that ``pdf`` sets among the last
     ``lines`` text lines of a page (the page number not counted): ``(page, title)`` each."""
-    titles = [re.sub(r"[\\#`*_]", "", line).strip() for line in re.findall(r"^=+ (.+)$", typ.read_text(), re.M)]
+    titles = heading_titles(typ)
     found = []
     for number, page in enumerate(pdf_text(pdf).split("\f"), start=1):
         text_lines = [line.strip() for line in page.splitlines() if line.strip()][:-1]

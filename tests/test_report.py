@@ -257,9 +257,11 @@ def html_page(full_report, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def typst_build(full_report, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The report as Typst (``index.typ``) beside the chart PNGs, as Quarto lays it out for typst."""
+    """The report as Typst (``index.typ``) beside the chart PNGs, as Quarto lays it out for typst, and
+    the Markdown Quarto would give pandoc for it (``index.md``)."""
     build = typst_build_dir(REPORT, tmp_path_factory.mktemp("typst"))
     markdown = front_matter(REPORT, "typst") + document_markdown(full_report, "typst", build)
+    (build / "index.md").write_text(markdown)
     (build / "index.typ").write_text(markdown_to(markdown, "typst"))
     return build
 
@@ -298,8 +300,7 @@ def test_every_chunk_shows_one_output_and_every_figure_floats_from_the_top_level
     displays = {cell.metadata["options"].get("label"): sum(o.output_type in ("display_data", "execute_result") for o in cell.outputs)
                 for cell in code_cells}  # fmt: skip
     assert max(displays.values()) == 1, {label: n for label, n in displays.items() if n > 1}
-    markdown = document_markdown(full_report, "typst", typst_build)
-    document = json.loads(pypandoc.convert_text(markdown, "json", format="markdown"))
+    document = json.loads(pypandoc.convert_text((typst_build / "index.md").read_text(), "json", format="markdown"))
     floats = [b for b in walk(document["blocks"], "RawBlock") if b["c"][1].startswith("#place(auto, float: true")]
     top = [b for b in document["blocks"] if b["t"] == "RawBlock" and b["c"][1].startswith("#place(auto, float: true")]
     assert len(floats) == len(top) >= len(CHART_CELLS) + 2  # the charts and two images (sample grids)
