@@ -242,3 +242,61 @@ def test_with_retry_does_not_wait_for_a_lock_while_runs_are_ended_killed(sqlite_
     with pytest.raises(sqlite3.OperationalError):
         store.with_retry(locked)
     assert calls == [1]
+
+
+# --- two processes logging the same dataset to one experiment at once --------------------------------
+
+@pytest.fixture
+def another_process_inserts_the_dataset_first(tmp_path):
+    """Just before MLflow inserts a new dataset row, another connection commits the same one.
+
+    That is the window two suites on one store hit (CI, two ``run all`` on ./mlruns): both looked
+    for the dataset, neither found it, both insert it.
+    """
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    inserted = []
+
+    def insert_first(conn, cursor, statement, parameters, context, executemany):
+        if inserted or not statement.lstrip().upper().startswith("INSERT INTO DATASETS"):
+            return
+        row = list(parameters[0] if executemany or isinstance(parameters[0], (list, tuple)) else parameters)
+        row[0] = "0" * 32  # the other process's dataset_uuid
+        other = sqlite3.connect(tmp_path / "mlflow.db", timeout=5)
+        with other:
+            other.execute(statement, row)
+        other.close()
+        inserted.append(row[0])
+
+    event.listen(Engine, "before_cursor_execute", insert_first)
+    yield inserted
+    event.remove(Engine, "before_cursor_execute", insert_first)
+
+
+def test_a_dataset_another_process_inserted_first_is_linked_not_lost(sqlite_store, another_process_inserts_the_dataset_first):
+    import torch
+
+    from anncore.data import TensorData
+    from experiments.tracking import datasets
+
+    split = TensorData(torch.zeros(3, 1, 28, 28), torch.tensor([0, 1, 2]), num_classes=10)
+    data = datasets.FashionMNIST(split, split, "ab" * 32, "data")
+    run_id = sqlite_store.create_run(sqlite_store.create_experiment("race")).info.run_id
+    datasets.log_input_to(run_id, datasets.dataset_input(data))
+    assert another_process_inserts_the_dataset_first == ["0" * 32]  # the race really happened
+    [logged] = sqlite_store.get_run(run_id).inputs.dataset_inputs
+    assert (logged.dataset.name, logged.dataset.digest) == ("FashionMNIST", ("ab" * 32)[:36])
+    assert logged.tags[0].value == "training"
+    with mlflow.start_run(run_id=run_id):  # the fluent path, as the studies log it: the row is found now
+        datasets.log_input(data)
+    assert len(sqlite_store.get_run(run_id).inputs.dataset_inputs) == 1
+
+
+def test_other_integrity_errors_are_not_retried_as_a_dataset_race():
+    assert store.is_dataset_insert_race(Exception(
+        'duplicate key value violates unique constraint "dataset_pk"\nDETAIL:  Key (experiment_id, name, digest)'))
+    assert not store.is_dataset_insert_race(Exception("UNIQUE constraint failed: experiments.name"))
+    assert not store.is_dataset_insert_race(Exception("database is locked"))

@@ -6,11 +6,11 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from experiments.settings import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, RunSettings, UserInputError
 from experiments.tracking.provenance import display_path
-from experiments.tracking.store import with_retry
+from experiments.tracking.store import is_dataset_insert_race, with_retry
 
 if TYPE_CHECKING:
     from mlflow.entities import DatasetInput
@@ -114,7 +114,7 @@ def log_input(data: FashionMNIST) -> None:
     import mlflow
 
     with _quiet_descriptor_warnings():
-        with_retry(mlflow.log_input, _descriptor(data), context="training")
+        _log_inputs(mlflow.log_input, _descriptor(data), context="training")
 
 
 def dataset_input(data: FashionMNIST) -> DatasetInput:
@@ -132,4 +132,19 @@ def log_input_to(run_id: str, entity: DatasetInput) -> None:
     """Log the dataset ``entity`` (:func:`dataset_input`) as an input of ``run_id``, which need not be active."""
     import mlflow
 
-    with_retry(mlflow.MlflowClient().log_inputs, run_id, datasets=[entity])
+    _log_inputs(mlflow.MlflowClient().log_inputs, run_id, datasets=[entity])
+
+
+def _log_inputs(log: Callable[..., None], *args: object, **kwargs: object) -> None:
+    """``log(*args, **kwargs)`` through :func:`with_retry`, once more if another process inserted the dataset first.
+
+    Why: two suites logging to one store (a class server, or two shells on ./mlruns) each
+    insert the dataset the first time an experiment sees it; the second attempt finds the row
+    the first process committed and only links this run to it.
+    """
+    try:
+        with_retry(log, *args, **kwargs)
+    except Exception as error:
+        if not is_dataset_insert_race(error):
+            raise
+        with_retry(log, *args, **kwargs)

@@ -242,6 +242,18 @@ def is_database_locked(error: BaseException) -> bool:
     return "database is locked" in str(error).lower()
 
 
+# MLflow logs a dataset by looking for it, then inserting it when absent, in one transaction; two
+# processes logging the same dataset to one experiment at once can both look, and the second insert
+# then breaks the datasets table's key (SQLite: "UNIQUE constraint failed: datasets.experiment_id,
+# ..."; PostgreSQL: 'duplicate key ... "dataset_pk"'). The losing transaction is rolled back whole.
+DATASET_INSERT_RACE = re.compile(r"UNIQUE constraint failed: datasets\.|unique constraint \"dataset_pk\"", re.I)
+
+
+def is_dataset_insert_race(error: BaseException) -> bool:
+    """True when logging a dataset lost the insert race above: logging it again finds the winner's row."""
+    return bool(DATASET_INSERT_RACE.search(str(error)))
+
+
 class Interrupts:
     """SIGINT/SIGTERM received while :func:`second_signal_exits` counts them (a suite is running).
 
