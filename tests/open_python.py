@@ -5,10 +5,15 @@ The interpreter and its standard library (not its site-packages) are copied once
 ``/var/tmp/anncore-open-python-<version>-<hash>``, with a venv whose ``.pth`` adds this
 environment's site-packages (``anncore`` and MLflow from there). The copy's interpreter was linked
 with a run path under ``/root``, so it runs with ``LD_LIBRARY_PATH`` set to its own ``lib``.
+
+Those site-packages and this checkout stay where they are; a folder above them that others cannot
+enter (a checkout in a ``mktemp -d`` folder, mode 0700) gets the search bit for others (enter, not
+list) until the test process exits, when its mode is put back.
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import os
@@ -48,6 +53,20 @@ def _copy_interpreter(base: Path, target: Path) -> None:
     target.chmod(0o755)
 
 
+def _let_others_enter_until_exit(paths: list[Path]) -> None:
+    """Give the folders above ``paths`` that other users cannot enter the search bit (``o+x``: enter,
+    not list), and put their modes back when this process exits."""
+    opened: dict[Path, int] = {}
+    for path in paths:
+        for parent in reversed(path.resolve().parents):
+            mode = parent.stat().st_mode & 0o7777
+            if not mode & 0o001 and parent not in opened:
+                parent.chmod(mode | 0o001)
+                opened[parent] = mode
+    for parent, mode in opened.items():
+        atexit.register(parent.chmod, mode)
+
+
 def open_python() -> tuple[str, dict[str, str]]:
     """The copy's Python (built once) and the environment to run it with.
 
@@ -64,4 +83,7 @@ def open_python() -> tuple[str, dict[str, str]]:
         if not (target / "venv" / "bin" / "python").exists():
             shutil.rmtree(target, ignore_errors=True)
             _copy_interpreter(base, target)
+    import experiments
+
+    _let_others_enter_until_exit([Path(sysconfig.get_paths()["purelib"]), Path(experiments.__file__)])
     return str(target / "venv" / "bin" / "python"), {**os.environ, "LD_LIBRARY_PATH": str(target / "lib")}
