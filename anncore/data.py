@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
@@ -160,6 +159,8 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
 def _download(root: Path, missing: Sequence[str]) -> None:
     """Try torchvision's download; on failure remove the empty folders it made and explain."""
     created = [p for p in (root, root / "FashionMNIST", _raw_folder(root)) if not p.exists()]
+    import torchvision  # here, not at the top: importing it costs about a second (its ops load torch._dynamo)
+
     try:
         with _socket_timeout(DOWNLOAD_TIMEOUT_S):
             torchvision.datasets.FashionMNIST(root, train=True, download=True)
@@ -247,6 +248,8 @@ def load_fashion_mnist(root: str | os.PathLike, train: bool, download: bool = Tr
     elif missing:
         raise _not_found(root, missing, "download is off")
     _check_split(raw, train)
+
+    import torchvision  # only the commands that read FashionMNIST pay for importing it
 
     dataset = torchvision.datasets.FashionMNIST(root, train=train, download=False)
     mean = torch.tensor(FASHION_MNIST_MEAN, dtype=torch.float32)
