@@ -51,6 +51,11 @@ stack_k=${ANNCORE_GPU_CHECK_TRIALS_PER_BATCH:-}
 case "$stack_k" in "" | [1-9] | [1-9][0-9] | [1-9][0-9][0-9] | 10[01][0-9] | 102[0-4]) ;;
     *) echo "error: ANNCORE_GPU_CHECK_TRIALS_PER_BATCH=$stack_k; accepted: a number of trials from 1 to 1024" >&2; exit 2 ;;
 esac
+sweep_trials=${ANNCORE_GPU_CHECK_SWEEP_TRIALS:-64}  # 64: two stacked groups at the default K on CUDA (32)
+case "$sweep_trials" in [1-9] | [1-9][0-9] | [1-9][0-9][0-9]) ;;
+    *) echo "error: ANNCORE_GPU_CHECK_SWEEP_TRIALS=$sweep_trials; accepted: a number of trials from 1 to 999" >&2; exit 2 ;;
+esac
+# Every input is checked above, before anything is installed or the output folder is made.
 if [ $dry_run -eq 0 ] && [ -z "${PYTHON_BIN:-}" ] && [ ! -x .venv/bin/python ]; then
     bash scripts/setup.sh || exit 1
 fi
@@ -63,10 +68,6 @@ data_args=()
 [ -n "$data_dir" ] && data_args=(--data-dir "$data_dir")
 
 # The steps, in order: a key (--steps), a name, a log file and a command each.
-sweep_trials=${ANNCORE_GPU_CHECK_SWEEP_TRIALS:-64}  # 64: two stacked groups at the default K on CUDA (32)
-case "$sweep_trials" in [1-9] | [1-9][0-9] | [1-9][0-9][0-9]) ;;
-    *) echo "error: ANNCORE_GPU_CHECK_SWEEP_TRIALS=$sweep_trials; accepted: a number of trials from 1 to 999" >&2; exit 2 ;;
-esac
 stack_args=()
 [ -n "$stack_k" ] && stack_args=(--trials-per-batch "$stack_k")
 keys=(tests run-all benchmark sweeps sweeps)

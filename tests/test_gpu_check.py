@@ -68,17 +68,18 @@ def test_without_cuda_it_says_skipped_and_exits_77(tmp_path: Path) -> None:
     assert "Nothing was run" in result.stdout and not (tmp_path / "out").exists()
 
 
-def test_bad_arguments_exit_2_naming_them() -> None:
-    result = run_script("--gpu")
+def test_bad_arguments_exit_2_naming_them_and_leave_no_folder(tmp_path: Path) -> None:
+    result = run_script("--gpu", TMPDIR=str(tmp_path))
     assert result.returncode == 2 and result.stderr.startswith("error: unknown argument '--gpu'; accepted: ")
-    result = run_script("--dry-run", ANNCORE_GPU_CHECK_DEVICE="tpu")
+    result = run_script("--dry-run", TMPDIR=str(tmp_path), ANNCORE_GPU_CHECK_DEVICE="tpu")
     assert result.returncode == 2 and "ANNCORE_GPU_CHECK_DEVICE=tpu; accepted: cuda (default) or cpu" in result.stderr
-    result = run_script("--dry-run", "--steps", "sweeps,gpu")
+    result = run_script("--dry-run", "--steps", "sweeps,gpu", TMPDIR=str(tmp_path))
     assert result.returncode == 2 and "error: --steps 'sweeps,gpu': unknown step 'gpu'; accepted: " in result.stderr
-    result = run_script("--dry-run", ANNCORE_GPU_CHECK_TRIALS_PER_BATCH="0")
+    result = run_script("--dry-run", TMPDIR=str(tmp_path), ANNCORE_GPU_CHECK_TRIALS_PER_BATCH="0")
     assert result.returncode == 2 and "ANNCORE_GPU_CHECK_TRIALS_PER_BATCH=0; accepted: " in result.stderr
-    result = run_script("--dry-run", ANNCORE_GPU_CHECK_SWEEP_TRIALS="many")
+    result = run_script("--dry-run", TMPDIR=str(tmp_path), ANNCORE_GPU_CHECK_SWEEP_TRIALS="many")
     assert result.returncode == 2 and "ANNCORE_GPU_CHECK_SWEEP_TRIALS=many; accepted: " in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no output folder made (mktemp -d under TMPDIR) for a refused run
 
 
 def test_the_sweep_steps_on_the_cpu_print_trials_per_minute_stacked_vs_one_at_a_time(tiny_fashion_root, tmp_path) -> None:
