@@ -567,7 +567,7 @@ def test_whole_suite_logs_to_a_real_tracking_server(tracking_server, tiny_fashio
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(url)
     try:  # the model's files went through the server too
-        model = mlflow.pytorch.load_model(f"runs:/{baseline.info.run_id}/model")
+        model = mlflow.pytorch.load_model(f"runs:/{baseline.info.run_id}/model", dst_path=str(tmp_path))
     finally:
         mlflow.set_tracking_uri(previous)
     assert tuple(model(torch.zeros(3, 784)).shape) == (3, 10)

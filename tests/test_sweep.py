@@ -131,7 +131,10 @@ def test_optuna_and_mlflow_agree_trial_by_trial(tiny_sweep) -> None:
 
 
 def _artifact(run, path: str, folder: Path) -> Path:
-    return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=path,
+    """``path`` of ``run``, downloaded under ``folder`` (MLflow's default is a new folder in /tmp, never removed)."""
+    downloads = folder / "downloads" / run.info.run_id
+    downloads.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=path, dst_path=str(downloads),
                                                     tracking_uri=f"sqlite:///{folder / 'mlflow.db'}"))
 
 
