@@ -9,7 +9,7 @@ import optuna
 import pytest
 import sqlalchemy.exc
 
-from experiments.search import storage
+from experiments.search import held_storage, storage
 from experiments.settings import UserInputError
 
 
@@ -36,7 +36,7 @@ def test_six_processes_opening_one_new_sqlite_storage_all_succeed(tmp_path: Path
 
 
 def _failing_once(message: str, calls: list[str]):
-    class LosesTheFirstRace(optuna.storages.RDBStorage):  # a subclass: optuna's isinstance checks still hold
+    class LosesTheFirstRace(held_storage.HeldRDBStorage):  # a subclass: optuna's isinstance checks still hold
         def __init__(self, url, **kwargs):
             calls.append(url)
             if len(calls) == 1:
@@ -52,7 +52,7 @@ def _failing_once(message: str, calls: list[str]):
 ])
 def test_a_table_creation_race_lost_is_opened_again(tmp_path: Path, monkeypatch, message: str) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(optuna.storages, "RDBStorage", _failing_once(message, calls))
+    monkeypatch.setattr(held_storage, "HeldRDBStorage", _failing_once(message, calls))
     opened = storage.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
     assert len(calls) == 2 and optuna.get_all_study_summaries(opened) == []
 
@@ -64,7 +64,7 @@ def test_other_errors_are_not_retried_and_name_the_cause(tmp_path: Path, monkeyp
         calls.append(url)
         raise sqlalchemy.exc.OperationalError("connect", {}, Exception('password authentication failed for user "x"'))
 
-    monkeypatch.setattr(optuna.storages, "RDBStorage", refused)
+    monkeypatch.setattr(held_storage, "HeldRDBStorage", refused)
     with pytest.raises(UserInputError, match="password was refused or missing"):
         storage.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
     assert len(calls) == 1

@@ -38,7 +38,6 @@ from experiments.search.split import Split
 from experiments.search.storage import HEARTBEAT_INTERVAL_S
 from experiments.settings import RunSettings
 from experiments.tracking import bulk_runs, liveness
-from experiments.tracking.store import signals_held
 from experiments.tracking.training import validation_row
 
 if TYPE_CHECKING:
@@ -80,14 +79,11 @@ def ask_group(study: optuna.Study, size: int) -> list[Member]:
     with warnings.catch_warnings():
         # Optuna warns that the storage's heartbeat is meant for study.optimize; run_group beats itself.
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-        with signals_held():
-            members = [_asked(study.ask())]
+        members = [_asked(study.ask())]
         sampler = study.sampler
         study.sampler = optuna.samplers.PartialFixedSampler(shape_params(members[0].params), sampler)
         try:
-            for _ in range(size - 1):
-                with signals_held():
-                    members.append(_asked(study.ask()))
+            members += [_asked(study.ask()) for _ in range(size - 1)]
         except BaseException:
             for member in members:
                 study.tell(member.trial, state=optuna.trial.TrialState.FAIL)
@@ -141,30 +137,20 @@ class _EpochReporter:
     def __call__(self, epoch: int, rows: dict[int, dict]) -> list[int]:
         import optuna
 
+        pruned = []
         for index, row in rows.items():
-            member_runs.add_epoch(self.writer, self.members[index], validation_row(row))
-        pruned = self.report(epoch, rows)
+            member = self.members[index]
+            member_runs.add_epoch(self.writer, member, validation_row(row))
+            member.trial.report(row["test_acc"], epoch)
+            if member.trial.should_prune():
+                pruned.append(index)
         if pruned:
             leaving = [self.members[i] for i in pruned]
             member_runs.end_members(self.writer, leaving, "PRUNED", "FINISHED")  # pruning is the search working
             for member in leaving:
-                with signals_held():
-                    self.study.tell(member.trial, state=optuna.trial.TrialState.PRUNED)
+                self.study.tell(member.trial, state=optuna.trial.TrialState.PRUNED)
         if self.writer.due():
             self.writer.flush()
-        return pruned
-
-    def report(self, epoch: int, rows: dict[int, dict]) -> list[int]:
-        """Report each member's epoch to its trial; return the indices of the members to prune."""
-        pruned = []
-        for index, row in rows.items():
-            trial = self.members[index].trial
-            # Why held: a signal inside Optuna's SQLite transaction loses the write and can leave the
-            # lock held, so the trials' FAIL then waits out the busy timeout (see signals_held).
-            with signals_held():
-                trial.report(row["test_acc"], epoch)
-                if trial.should_prune():
-                    pruned.append(index)
         return pruned
 
 
@@ -184,8 +170,7 @@ def run_group(study: optuna.Study, storage: BaseStorage, size: int, study_name: 
     members = ask_group(study, size)
     writer = bulk_runs.RunsWriter()
     beat = _Heartbeat(storage, members, writer)
-    with signals_held():
-        beat()  # a first heartbeat at once: only a trial that has one can be found stale if this worker dies
+    beat()  # a first heartbeat at once: only a trial that has one can be found stale if this worker dies
     with liveness.heartbeat_thread(beat, HEARTBEAT_INTERVAL_S):
         try:
             models, configs = _build(members, settings, epochs)
@@ -205,8 +190,7 @@ def run_group(study: optuna.Study, storage: BaseStorage, size: int, study_name: 
         finished = [member for member in members if not member.done]
         member_runs.end_members(writer, finished, "COMPLETE", "FINISHED")
         for member in finished:
-            with signals_held():
-                study.tell(member.trial, float(member.rows[-1]["val_acc"]))
+            study.tell(member.trial, float(member.rows[-1]["val_acc"]))
 
 
 def _end_unfinished(study: optuna.Study, writer: bulk_runs.RunsWriter, members: Sequence[Member], status: str,

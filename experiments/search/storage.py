@@ -187,18 +187,18 @@ def open_storage(url: str, failed_trial_callback: Callable | None = None):
 
 
 def _created_storage(url: str, failed_trial_callback: Callable | None):
-    """``optuna.storages.RDBStorage`` at ``url``, its tables created by one process at a time.
+    """An RDB storage at ``url`` (its writes held from signals), its tables created by one process at a time.
 
     Why both a lock and a retry: processes of this machine (two suites on one new SQLite store)
     take turns under :func:`host_lock`; processes of other machines cannot share that lock, so a
     creation race that still happens (see ``CREATION_RACE``) is retried: the tables exist by then.
     """
-    import optuna
+    from experiments.search.held_storage import HeldRDBStorage
 
     for attempt in range(1, CREATION_ATTEMPTS + 1):
         try:
             with host_lock(f"optuna-storage:{without_password(url)}"):
-                return optuna.storages.RDBStorage(
+                return HeldRDBStorage(
                     url,
                     engine_kwargs=_engine_kwargs(url),
                     heartbeat_interval=HEARTBEAT_INTERVAL_S,

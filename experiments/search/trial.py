@@ -18,7 +18,6 @@ from experiments.search.space import layer_sizes, model_config, suggest
 from experiments.search.split import Split
 from experiments.settings import RunSettings
 from experiments.tracking import datasets
-from experiments.tracking.store import signals_held
 from experiments.tracking.training import train_logged
 
 if TYPE_CHECKING:
@@ -52,10 +51,8 @@ class _PruningReporter:
     def __call__(self, epoch: int, row: dict, model: nn.Module) -> None:
         import optuna
 
-        with signals_held():  # a signal inside Optuna's SQLite transaction would lose the write (see signals_held)
-            self.trial.report(row["val_acc"], epoch)
-            prune = self.trial.should_prune()
-        if prune:
+        self.trial.report(row["val_acc"], epoch)
+        if self.trial.should_prune():
             raise optuna.TrialPruned(f"validation accuracy {row['val_acc']:.4f} after epoch {epoch} is below the median")
 
 
